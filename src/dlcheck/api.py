@@ -1,0 +1,26 @@
+"""Python API (for notebooks and scripts). Each function returns a report object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def env(**options: Any) -> Any:
+    """Run the `dlcheck env` checks and return the report."""
+    from dlcheck.env.service import run_env
+
+    return run_env(**options)
+
+
+def profile(target: Any = None, **options: Any) -> Any:
+    """Profile a TARGET string, Dataset or DataLoader; returns a ProfileReport."""
+    from dlcheck.profile.service import run_profile
+
+    return run_profile(target, **options)
+
+
+def doctor(target: Any, **options: Any) -> Any:
+    """Run the doctor probes on a TARGET string, Dataset or DataLoader; returns a report."""
+    from dlcheck.doctor.service import run_doctor
+
+    return run_doctor(target, **options)

@@ -1,0 +1,40 @@
+"""Shared plumbing for the Typer commands: error display, exit codes, common options."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import typer
+
+from dlcheck.errors import DlcheckError
+from dlcheck.exitcodes import ExitCode
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+STRICT_OPTION = typer.Option(False, "--strict", help="Treat warnings as failures (exit 1).")
+VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="Show every fact and tracebacks.")
+
+
+def print_error(exc: DlcheckError, *, verbose: bool = False) -> None:
+    from dlcheck.output import console
+
+    err = console(stderr=True)
+    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    if exc.hint:
+        err.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+    if verbose and exc.detail:
+        err.print(exc.detail, markup=False, highlight=False)
+
+
+@contextlib.contextmanager
+def handle_errors(verbose: bool = False) -> Iterator[None]:
+    """Turn user-caused failures into one message + exit code; Ctrl-C into exit 130."""
+    try:
+        yield
+    except DlcheckError as exc:
+        print_error(exc, verbose=verbose)
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

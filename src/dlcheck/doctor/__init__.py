@@ -1,0 +1,1 @@
+"""dlcheck doctor."""

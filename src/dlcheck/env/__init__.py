@@ -1,0 +1,1 @@
+"""dlcheck env."""

@@ -1,0 +1,355 @@
+"""Run a piece of dlcheck in an isolated child process, and always clean up after it.
+
+Every measurement or probe that touches user code runs here: a fresh interpreter (or, for an
+object defined in a notebook, a fork) in its own session and process group, talking to the
+parent over a private pipe in JSON lines. A hang, crash, ``os._exit`` or memory blow-up in the
+user's code becomes a :class:`ChildOutcome` with an error; the whole process group (DataLoader
+workers included) is killed and any ``/dev/shm`` segment it left is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+SHM_DIR = Path("/dev/shm")
+_TORCH_SHM = re.compile(r"^torch_(\d+)_")
+RESULT_FD_ENV = "DLCHECK_RESULT_FD"
+
+
+@dataclass
+class ChildOutcome:
+    """What came back from one child run."""
+
+    ok: bool
+    value: Any = None
+    error: dict[str, Any] | None = None  # kind, message, hint, detail, exit_code
+    events: list[dict[str, Any]] = field(default_factory=list)
+    returncode: int | None = None
+    signal: str | None = None
+    timed_out: bool = False
+    stalled: bool = False
+    interrupted: bool = False
+    duration_s: float = 0.0
+    stderr_tail: str = ""
+
+    @property
+    def message(self) -> str:
+        """One sentence describing why the child did not deliver a result."""
+        if self.ok:
+            return ""
+        if self.error:
+            return str(self.error.get("message", "failed"))
+        if self.stalled:
+            return "stalled: no progress from the child process"
+        if self.timed_out:
+            return "timed out"
+        if self.signal:
+            return f"process killed by {self.signal}"
+        if self.returncode not in (None, 0):
+            return f"process exited with code {self.returncode}"
+        return "process ended without a result"
+
+
+def signal_name(returncode: int | None) -> str | None:
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+# ---------------------------------------------------------------- shm bookkeeping
+
+
+def shm_entries() -> set[str]:
+    try:
+        return set(os.listdir(SHM_DIR))
+    except OSError:
+        return set()
+
+
+def cleanup_shm(before: set[str], pids: set[int], since: float) -> list[str]:
+    """Remove /dev/shm entries our children created and left behind; return their names."""
+    removed = []
+    for name in shm_entries() - before:
+        path = SHM_DIR / name
+        m = _TORCH_SHM.match(name)
+        ours = False
+        if m:
+            pid = int(m.group(1))
+            ours = pid in pids or not psutil.pid_exists(pid)
+        elif name.startswith(("sem.mp-", "psm_", "wnsm_", "sem.loky-")):
+            try:
+                ours = path.stat().st_mtime >= since - 1
+            except OSError:
+                continue
+        if ours:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(name)
+    return removed
+
+
+# ---------------------------------------------------------------- process-group control
+
+
+def _group_pids(pgid: int) -> set[int]:
+    pids = set()
+    for p in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(p.info["pid"]) == pgid:
+                pids.add(p.info["pid"])
+    return pids
+
+
+def kill_tree(pid: int, known: set[int], grace_s: float = 0.5) -> None:
+    """SIGTERM the child's process group (and any known escapee), then SIGKILL what remains."""
+    targets = set(known) | {pid}
+    with contextlib.suppress(psutil.Error):
+        targets |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+    targets |= _group_pids(pid)
+    me = os.getpid()
+    targets.discard(me)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        for t in list(targets):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(t, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            alive = [t for t in targets if _alive(t)]
+            if not alive:
+                return
+            time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: die with the parent, so a SIGKILLed dlcheck never orphans a hung child."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+# ---------------------------------------------------------------- the parent side
+
+
+def run_child(
+    func: str,
+    request: dict[str, Any],
+    *,
+    timeout: float | None = None,
+    stall_timeout: float | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    obj: Any = None,
+    env: dict[str, str] | None = None,
+    stderr_passthrough: bool = False,
+) -> ChildOutcome:
+    """Run ``func`` ("package.module:function") in a child and collect its messages.
+
+    ``func(request, send)`` runs in the child; ``send(dict)`` streams an event to ``on_event``
+    (and resets the stall clock); its return value is the outcome's ``value``. ``obj`` (an
+    in-memory dataset or loader) forces a fork so the child inherits it as
+    ``request["_object"]``; otherwise the child is a fresh interpreter and ``request`` must be
+    JSON-serialisable. ``timeout`` bounds the whole run, ``stall_timeout`` the gap between
+    messages. KeyboardInterrupt kills the child's whole group before it propagates.
+    """
+    shm_before = shm_entries()
+    started = time.monotonic()
+    wall_start = time.time()
+    read_fd, write_fd = os.pipe()
+    err_file = None if stderr_passthrough else tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in _finish
+    pid: int
+    popen: subprocess.Popen[bytes] | None = None
+    try:
+        if obj is not None:
+            pid = _fork_child(func, request, obj, read_fd, write_fd, err_file)
+        else:
+            child_env = dict(os.environ if env is None else env)
+            child_env[RESULT_FD_ENV] = str(write_fd)
+            child_env.setdefault("PYTHONUNBUFFERED", "1")
+            src = str(Path(__file__).resolve().parent.parent)
+            if "-packages" not in src:  # a source checkout run without installing
+                child_env["PYTHONPATH"] = os.pathsep.join(
+                    p for p in (src, child_env.get("PYTHONPATH", "")) if p
+                )
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "dlcheck._child", func],
+                stdin=subprocess.PIPE,
+                stdout=err_file if err_file is not None else sys.stderr.fileno(),
+                stderr=err_file if err_file is not None else sys.stderr.fileno(),
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                env=child_env,
+                preexec_fn=_set_parent_death_signal,
+            )
+            pid = popen.pid
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    os.close(write_fd)
+    if popen is not None:
+        assert popen.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            popen.stdin.write(json.dumps(request).encode())
+            popen.stdin.close()
+
+    outcome = ChildOutcome(ok=False)
+    known_pids: set[int] = {pid}
+    buf = b""
+    last_msg = time.monotonic()
+    last_scan = 0.0
+    try:
+        while True:
+            now = time.monotonic()
+            waits = [1.0]
+            if timeout is not None:
+                waits.append(started + timeout - now)
+            if stall_timeout is not None:
+                waits.append(last_msg + stall_timeout - now)
+            wait = max(0.0, min(waits))
+            if timeout is not None and now - started >= timeout:
+                outcome.timed_out = True
+                break
+            if stall_timeout is not None and now - last_msg >= stall_timeout:
+                outcome.stalled = outcome.timed_out = True
+                break
+            ready, _, _ = select.select([read_fd], [], [], wait)
+            if now - last_scan > 0.5:  # remember workers so escapees can be killed too
+                last_scan = now
+                with contextlib.suppress(psutil.Error):
+                    known_pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+            if not ready:
+                continue
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                last_msg = time.monotonic()
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                kind = msg.get("type")
+                if kind == "event":
+                    outcome.events.append(msg)
+                    if on_event is not None:
+                        on_event(msg)
+                elif kind == "result":
+                    outcome.ok = True
+                    outcome.value = msg.get("value")
+                elif kind == "error":
+                    outcome.error = {k: v for k, v in msg.items() if k != "type"}
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        kill_tree(pid, known_pids, grace_s=0.3)
+        _finish(outcome, pid, popen, err_file, shm_before, known_pids, wall_start, started)
+        os.close(read_fd)
+        raise
+    kill_tree(pid, known_pids, grace_s=0.5 if not outcome.ok else 1.0)
+    os.close(read_fd)
+    _finish(outcome, pid, popen, err_file, shm_before, known_pids, wall_start, started)
+    return outcome
+
+
+def _finish(
+    outcome: ChildOutcome,
+    pid: int,
+    popen: subprocess.Popen[bytes] | None,
+    err_file: Any,
+    shm_before: set[str],
+    known_pids: set[int],
+    wall_start: float,
+    started: float,
+) -> None:
+    rc: int | None
+    if popen is not None:
+        try:
+            rc = popen.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            rc = None
+    else:
+        rc = _reap(pid)
+    outcome.returncode = rc
+    if not outcome.ok:
+        outcome.signal = signal_name(rc) if not outcome.timed_out else None
+    if err_file is not None:
+        with contextlib.suppress(OSError, ValueError):
+            err_file.seek(0, os.SEEK_END)
+            size = err_file.tell()
+            err_file.seek(max(0, size - 4000))
+            outcome.stderr_tail = err_file.read().decode("utf-8", "replace")
+            err_file.close()
+    cleanup_shm(shm_before, known_pids, wall_start)
+    outcome.duration_s = time.monotonic() - started
+
+
+def _reap(pid: int) -> int | None:
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    return None
+
+
+def _fork_child(
+    func: str, request: dict[str, Any], obj: Any, read_fd: int, write_fd: int, err_file: Any
+) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    # In the child: never return into the caller's stack.
+    code = 0
+    try:
+        os.setsid()
+        _set_parent_death_signal()
+        os.close(read_fd)
+        if err_file is not None:
+            os.dup2(err_file.fileno(), 2)
+        os.dup2(2, 1)
+        from dlcheck import _child
+
+        req = dict(request)
+        req["_object"] = obj
+        code = _child.serve(func, req, write_fd)
+    except BaseException:
+        code = 70
+    finally:
+        os._exit(code)
