@@ -1,15 +1,121 @@
-"""`dlcheck doctor` command (placeholder until implemented)."""
+"""`dlcheck doctor`: find the data-loading bugs that silently corrupt or slow training."""
 
 from __future__ import annotations
 
 import typer
 
-from dlcheck.cliutil import JSON_OPTION
+from dlcheck.cliutil import JSON_OPTION, STRICT_OPTION, VERBOSE_OPTION, handle_errors
 
 
 def doctor_command(
-    target: str = typer.Argument(..., help="module:attr or file.py:attr"),
+    target: str = typer.Argument(
+        None,
+        help="module:attr or path/to/file.py:attr — a Dataset, IterableDataset, DataLoader "
+        "or a zero-argument factory returning one.",
+        show_default=False,
+    ),
+    probe: list[str] = typer.Option(
+        None, "--probe", "-p", help="Run only this probe (repeatable; see --list-probes)."
+    ),
+    list_probes: bool = typer.Option(False, "--list-probes", help="List the probes and exit."),
+    scan: bool = typer.Option(
+        False, "--scan", help="Check every sample (in parallel, with a progress bar)."
+    ),
+    workers: int = typer.Option(2, "--workers", "-w", help="Workers the probes use.", min=1),
+    world_size: int = typer.Option(
+        None,
+        "--world-size",
+        help="Simulate N distributed ranks and audit their shards (overlap, coverage, lengths).",
+        show_default=False,
+    ),
+    timeout: float = typer.Option(
+        30.0, "--timeout", help="Seconds each probe may take before it counts as hung."
+    ),
+    strict: bool = STRICT_OPTION,
     json_out: bool = JSON_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
-    """Find data-loading bugs that silently corrupt or slow training."""
-    raise typer.Exit(0)
+    """Find data-loading bugs that silently corrupt or slow training.
+
+    Each probe runs in its own child process with a timeout; exit 0 when nothing failed,
+    1 when a probe failed (or warned, with --strict), 2 for usage errors.
+    """
+    from dlcheck.output import console, emit_json
+
+    with handle_errors(verbose):
+        from dlcheck.doctor import render
+
+        if list_probes:
+            if json_out:
+                emit_json(render.probe_list_doc())
+            else:
+                render.render_probe_list(console())
+            raise typer.Exit(0)
+        if not target:
+            from dlcheck.errors import UsageError
+
+            raise UsageError(
+                "Missing TARGET.",
+                "Give the dataset or loader to check, e.g. `dlcheck doctor data.py:train_loader`.",
+            )
+        from dlcheck.doctor.service import run_doctor, validate_probes
+
+        validate_probes(probe)
+        err = console(stderr=True)
+        with _progress(err, scan) as on_progress:
+            report = run_doctor(
+                target,
+                probes=probe or None,
+                scan=scan,
+                workers=workers,
+                world_size=world_size,
+                timeout=timeout,
+                strict=strict,
+                on_progress=on_progress,
+            )
+        if json_out:
+            emit_json(report.to_dict())
+        else:
+            render.render_report(report, console(), verbose=verbose)
+        raise typer.Exit(report.exit_code)
+
+
+def _progress(err, scan: bool):  # type: ignore[no-untyped-def]
+    """A context giving an on_progress callback: a Rich progress bar (--scan) or a status line."""
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def ctx():  # type: ignore[no-untyped-def]
+        if not (scan or err.is_terminal):
+            yield None
+            return
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=not scan,
+        )
+        task = progress.add_task("loading target", total=None)
+
+        def on_progress(ev: dict) -> None:  # type: ignore[type-arg]
+            kind = ev.get("kind")
+            if kind == "probe_start":
+                progress.update(task, description=f"probe {ev['probe']}", total=None, completed=0)
+            elif kind == "rank_start":
+                progress.update(task, description=f"shard audit: rank {ev['rank']}")
+            elif kind == "progress" and ev.get("probe") == "corrupt_samples":
+                progress.update(
+                    task,
+                    description="scanning samples",
+                    completed=ev.get("done") or 0,
+                    total=ev.get("total"),
+                )
+
+        with progress:
+            yield on_progress
+
+    return ctx()

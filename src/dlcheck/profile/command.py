@@ -1,15 +1,202 @@
-"""`dlcheck profile` command (placeholder until implemented)."""
+"""`dlcheck profile`: parse options, call the service, render. (No torch at import time.)"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from dlcheck.cliutil import JSON_OPTION
+from dlcheck.cliutil import JSON_OPTION, VERBOSE_OPTION, handle_errors
+
+
+def _int_list(raw: str | None, name: str, *, minimum: int = 0) -> list[int] | None:
+    from dlcheck.errors import UsageError
+
+    if raw is None or raw.strip().lower() == "auto":
+        return None
+    try:
+        values = [int(x) for x in raw.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise UsageError(
+            f"{name} {raw!r} is not a comma-separated list of integers.",
+            f"Example: {name} 0,2,4" + (" or auto" if name == "--workers" else ""),
+        ) from None
+    if not values or any(v < minimum for v in values):
+        raise UsageError(f"{name} values must be integers ≥ {minimum}, got {raw!r}.")
+    return values
 
 
 def profile_command(
-    target: str = typer.Argument(None, help="module:attr or file.py:attr"),
+    target: str = typer.Argument(
+        None,
+        help="module:attr or file.py:attr naming a Dataset, IterableDataset, DataLoader or a "
+        "zero-argument factory. Without it: a built-in image-folder demo.",
+        show_default=False,
+    ),
+    workers: str = typer.Option(
+        "auto", "--workers", "-w", help="num_workers to try: a list like 0,2,4 or auto (search)."
+    ),
+    batch_size: str = typer.Option(
+        None, "--batch-size", "-b", help="Batch sizes (list). Default: the loader's own, else 64."
+    ),
+    pin_memory: str = typer.Option(
+        None, "--pin-memory", help="on, off or both. Default: both with CUDA, else off."
+    ),
+    prefetch: str = typer.Option(None, "--prefetch", help="prefetch_factor values (list)."),
+    persistent_workers: str = typer.Option(
+        None, "--persistent-workers", help="on, off or both. Default: the loader's own (off)."
+    ),
+    start_method: str = typer.Option(
+        None, "--start-method", help="fork, spawn or forkserver. Default: the loader's/platform's."
+    ),
+    duration: float = typer.Option(
+        None, "--duration", "-d", help="Steady-state seconds per setting. Default: adaptive."
+    ),
+    stall_timeout: float = typer.Option(
+        30.0, "--stall-timeout", help="Seconds without a batch before a setting is stalled."
+    ),
+    need: float = typer.Option(
+        None,
+        "--need",
+        help="Samples/s your training step consumes: recommend the cheapest setting that meets it.",
+    ),
+    budget: float = typer.Option(
+        90.0, "--budget", help="Total seconds the automatic search may spend."
+    ),
+    max_workers: int = typer.Option(64, "--max-workers", help="Most workers --workers auto tries."),
+    output: str = typer.Option(
+        None, "--output", "-o", help="Write results to FILE.json or FILE.csv (after every setting)."
+    ),
+    plot: str = typer.Option(None, "--plot", help="Save a chart to FILE.png or FILE.svg."),
+    min_throughput: float = typer.Option(
+        None, "--min-throughput", help="CI: exit 1 if the recommended setting is below N samples/s."
+    ),
+    baseline: str = typer.Option(
+        None,
+        "--baseline",
+        help="CI: compare with a previous --output FILE.json; exit 1 on a regression.",
+    ),
+    tolerance: float = typer.Option(
+        0.10, "--tolerance", help="Allowed drop vs --baseline (0.10 = 10%)."
+    ),
     json_out: bool = JSON_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
-    """Measure a Dataset/DataLoader across settings and recommend the best."""
-    raise typer.Exit(0)
+    """Measure a Dataset/DataLoader across settings and recommend the best.
+
+    Each setting runs in a fresh child process; figures are steady-state (after the pipeline
+    buffer drains). Exit codes: 0 ok, 1 a setting failed or a CI threshold was missed,
+    2 bad TARGET/options, 130 interrupted.
+    """
+    with handle_errors(verbose):
+        from dlcheck.errors import UsageError
+        from dlcheck.profile.service import ProfileOptions
+
+        if start_method and start_method not in ("fork", "spawn", "forkserver"):
+            raise UsageError(f"--start-method {start_method!r}: use fork, spawn or forkserver.")
+        for name, v in (("--duration", duration), ("--stall-timeout", stall_timeout)):
+            if v is not None and v <= 0:
+                raise UsageError(f"{name} must be positive, got {v:g}.")
+        if output and not output.lower().endswith((".json", ".csv")):
+            raise UsageError(f"--output {output}: use a .json or .csv file name.")
+        if plot:
+            from dlcheck.profile.plot import check_plot_path
+
+            check_plot_path(plot)
+        opts = ProfileOptions(
+            workers=_int_list(workers, "--workers"),
+            batch_size=_int_list(batch_size, "--batch-size", minimum=1),
+            pin_memory=pin_memory,
+            prefetch=_int_list(prefetch, "--prefetch", minimum=1),
+            persistent_workers=persistent_workers,
+            start_method=start_method,
+            duration=duration,
+            stall_timeout=stall_timeout,
+            need=need,
+            budget=budget,
+            max_workers=max_workers,
+            min_throughput=min_throughput,
+            baseline=baseline,
+            tolerance=tolerance,
+            output=output,
+        )
+        for v in (opts.pin_memory, opts.persistent_workers):
+            if v is not None and v.lower() not in ("on", "off", "both"):
+                raise UsageError(f"Expected on, off or both, got {v!r}.")
+        report = _run_with_progress(target, opts, verbose)
+        if plot:
+            from dlcheck.profile.plot import write_plot
+
+            write_plot(report, plot)
+        if json_out:
+            from dlcheck.output import emit_json
+
+            emit_json(report.to_json())
+        else:
+            from dlcheck.output import console
+
+            con = console()
+            con.print(report)
+            if verbose:
+                for r in report.failed:
+                    if r.detail:
+                        con.print(f"\n[bold]{r.setting.label()}[/]", highlight=False)
+                        con.print(r.detail, markup=False, highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+def _run_with_progress(target: str | None, opts: Any, verbose: bool) -> Any:
+    """Run the service under a Rich progress display on stderr (one line per finished setting)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from dlcheck.output import console
+    from dlcheck.profile.service import run_profile
+
+    err = console(stderr=True)
+    steady_goal = opts.duration
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("resolving TARGET", total=None)
+        count = {"n": 0}
+
+        def progress(ev: dict[str, Any]) -> None:
+            kind = ev["type"]
+            if kind == "start":
+                count["n"] += 1
+                s = ev["setting"]
+                again = f" (repeat {ev['round']})" if ev.get("round") else ""
+                bar.update(
+                    task,
+                    description=f"#{count['n']} {s.label()}{again}: starting",
+                    total=steady_goal or None,
+                    completed=0,
+                )
+            elif kind == "batch" and ev.get("phase") == "batch":
+                s = ev["setting"]
+                bar.update(
+                    task,
+                    description=f"#{count['n']} {s.label()}: {ev.get('batches', 0)} batches",
+                    completed=min(float(ev.get("steady_s") or 0.0), steady_goal or 1e9),
+                )
+            elif kind == "done":
+                r = ev["result"]
+                if r.ok:
+                    st = r.stats
+                    bar.console.print(
+                        f"  [green]✓[/] {r.setting.label():<34} {r.samples_per_s:>10,.0f} samples/s"
+                        f"  (first batch {st.first_batch_s or 0:.2f} s)",
+                        highlight=False,
+                    )
+                else:
+                    bar.console.print(
+                        f"  [red]✗[/] {r.setting.label():<34} {r.error}", highlight=False
+                    )
+
+        report = run_profile(target, progress=progress, _opts=opts)
+    return report

@@ -1,0 +1,185 @@
+"""Child-process side of `dlcheck doctor` (never imported by the CLI's parent process).
+
+The parent starts one *runner* child (:func:`runner`). It imports torch once, loads TARGET
+(seeded), then runs every probe in its own fork of that loaded state through
+:func:`dlcheck.proc.run_child` with a timeout: each probe sees the dataset exactly as the
+DataLoader workers would inherit it, and a probe that hangs, crashes or is killed becomes that
+probe's result without touching the others. Results stream to the parent as events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from dlcheck.errors import DlcheckError
+
+
+def _load(request: dict[str, Any]) -> tuple[Any, str | None]:
+    """The target object (from the fork, or loaded from TARGET) and its source file."""
+    if "_object" in request and request.get("mode") == "object":
+        return request["_object"], None
+    from dlcheck.target import load_target, parse_target
+
+    spec = parse_target(request["target"])
+    obj = load_target(spec)
+    source: str | None = spec.source if spec.is_file else None
+    if source is None:
+        import sys
+
+        mod = sys.modules.get(spec.source)
+        source = getattr(mod, "__file__", None)
+    return obj, source
+
+
+def probe_entry(request: dict[str, Any], send: Any) -> Any:
+    """Runs in a fork of the runner: one probe's fact collection."""
+    from dlcheck.doctor.facts import COLLECTORS
+
+    ctx = request["_object"]
+    return COLLECTORS[request["probe"]](ctx, send)
+
+
+def rank_entry(request: dict[str, Any], send: Any) -> Any:
+    """Runs in a fork of the runner taken before TARGET was loaded: rank r of N."""
+    from dlcheck.doctor.facts import make_context, patch_distributed, rank_samples, set_seeds
+
+    rank, world = int(request["rank"]), int(request["world_size"])
+    patch_distributed(rank, world)
+    set_seeds(int(request["options"].get("seed", 0)))
+    if request.get("mode") == "object":
+        obj, source = request["_object"], None
+    else:
+        obj, source = _load({"target": request["target"]})
+    ctx = make_context(obj, request["options"], source)
+    return rank_samples(ctx, rank, world)
+
+
+def determinism_entry(request: dict[str, Any], send: Any) -> Any:
+    """A second, independent run for the determinism probe (fresh interpreter or fork)."""
+    from dlcheck.doctor.facts import batch_fingerprints, make_context, set_seeds
+
+    set_seeds(int(request["options"].get("seed", 0)))
+    obj, source = _load(request)
+    ctx = make_context(obj, request["options"], source)
+    workers = ctx.target_workers if ctx.target_workers > 0 else ctx.workers
+    return batch_fingerprints(ctx, workers)
+
+
+def _failure(outcome: Any) -> dict[str, Any]:
+    last_step = None
+    for ev in reversed(outcome.events):
+        if "step" in ev:
+            last_step = ev["step"]
+            break
+    return {
+        "message": outcome.message,
+        "kind": (outcome.error or {}).get("kind"),
+        "detail": (outcome.error or {}).get("detail"),
+        "timed_out": outcome.timed_out,
+        "signal": outcome.signal,
+        "returncode": outcome.returncode,
+        "last_step": last_step,
+        "stderr_tail": outcome.stderr_tail[-1500:],
+    }
+
+
+def runner(request: dict[str, Any], send: Any) -> Any:
+    """Load TARGET once, then run each requested probe in its own fork with a timeout."""
+    import torch  # noqa: F401 - imported once here so every fork starts warm
+
+    from dlcheck.doctor.facts import describe, make_context, set_seeds
+    from dlcheck.doctor.records import PROBES_BY_ID, RUN_ORDER
+    from dlcheck.proc import run_child
+
+    options = request["options"]
+    timeout = float(options.get("timeout", 30.0))
+    mode = request.get("mode", "target")
+    world = options.get("world_size")
+    base = {k: v for k, v in request.items() if k != "_object"}
+    obj_for_fork: Any = request.get("_object") if mode == "object" else True
+
+    # Rank runs fork *before* TARGET is imported, so a factory that builds a
+    # DistributedSampler (or an iterable that reads the rank) sees its simulated rank.
+    if world:
+        for rank in range(int(world)):
+            send({"kind": "rank_start", "rank": rank})
+            out = run_child(
+                "dlcheck.doctor.child:rank_entry",
+                {**base, "rank": rank, "world_size": int(world)},
+                obj=obj_for_fork,
+                timeout=timeout,
+            )
+            send(
+                {
+                    "kind": "rank_done",
+                    "rank": rank,
+                    "facts": out.value if out.ok else None,
+                    "failure": None if out.ok else _failure(out),
+                }
+            )
+
+    set_seeds(int(options.get("seed", 0)))
+    obj, source = _load(request)
+    ctx = make_context(obj, options, source)
+    send({"kind": "target", "info": describe(ctx, request.get("target") or "<object>")})
+
+    hung_in: str | None = None
+    for probe in RUN_ORDER:
+        if probe not in request["probes"]:
+            continue
+        if hung_in is not None and PROBES_BY_ID[probe].touches_samples:
+            send({"kind": "probe_done", "probe": probe, "skipped_hang": hung_in})
+            continue
+        send({"kind": "probe_start", "probe": probe})
+
+        def forward(ev: dict[str, Any], probe: str = probe) -> None:
+            if "progress" in ev:
+                send(
+                    {
+                        "kind": "progress",
+                        "probe": probe,
+                        "done": ev["progress"],
+                        "total": ev.get("total"),
+                    }
+                )
+
+        scan_probe = probe == "corrupt_samples" and ctx.scan
+        started = time.monotonic()
+        out = run_child(
+            "dlcheck.doctor.child:probe_entry",
+            {"probe": probe},
+            obj=ctx,
+            # --scan may take long: it is bounded by progress (a stall), not by total time.
+            timeout=None if scan_probe else timeout,
+            stall_timeout=timeout if scan_probe else None,
+            on_event=forward,
+        )
+        failure = None if out.ok else _failure(out)
+        if failure and failure["timed_out"] and PROBES_BY_ID[probe].touches_samples:
+            hung_in = probe
+        send(
+            {
+                "kind": "probe_done",
+                "probe": probe,
+                "facts": out.value if out.ok else None,
+                "failure": failure,
+                "duration_s": round(time.monotonic() - started, 3),
+                "context": {"pid": os.getpid()},
+            }
+        )
+    return {"done": True}
+
+
+def raise_from(error: dict[str, Any]) -> None:
+    """Re-raise a DlcheckError that a child reported (keeps exit code, hint and detail)."""
+    from dlcheck.errors import UsageError
+    from dlcheck.target import UserCodeError
+
+    cls: type[DlcheckError] = DlcheckError
+    if error.get("exit_code") == 2:
+        cls = UsageError
+    elif error.get("kind") == "UserCodeError":
+        cls = UserCodeError
+    raise cls(str(error.get("message") or "failed"), error.get("hint"), detail=error.get("detail"))

@@ -1,0 +1,209 @@
+"""Typed records of `dlcheck doctor`: the probe registry, findings and the report.
+
+Imported by the CLI at --help time, so stdlib only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlcheck.records import Status
+
+SCHEMA = "dlcheck.doctor/1"
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One probe: its JSON id, what it looks for and what it costs."""
+
+    id: str
+    title: str
+    detects: str
+    cost: str
+    touches_samples: bool  # fetches samples (skipped once the dataset has hung)
+
+
+PROBES: tuple[ProbeSpec, ...] = (
+    ProbeSpec(
+        "duplicates",
+        "Samples delivered once",
+        "an IterableDataset that every worker (or rank) reads in full",
+        "one pass with 0 and one with N workers (capped at 20,000 samples)",
+        True,
+    ),
+    ProbeSpec(
+        "shared_rng",
+        "Random augmentations differ per worker",
+        "an RNG created in __init__ that repeats its draws in every worker and epoch",
+        "4 fetches of one index in 2 workers, 2 epochs",
+        True,
+    ),
+    ProbeSpec(
+        "spawn_safety",
+        "Works under spawn/forkserver",
+        "dataset, collate_fn or worker_init_fn that cannot be pickled (lambdas, handles)",
+        "one pickle of the dataset (no sample fetched)",
+        False,
+    ),
+    ProbeSpec(
+        "fork_safety",
+        "No handles shared across fork",
+        "h5py files, LMDB envs, sqlite3, open files, sockets, threads, held locks",
+        "an attribute walk (no sample fetched)",
+        False,
+    ),
+    ProbeSpec(
+        "corrupt_samples",
+        "Samples load cleanly",
+        "exceptions, NaN/Inf and None in samples",
+        "64 spread indices (all with --scan, in parallel)",
+        True,
+    ),
+    ProbeSpec(
+        "sample_contract",
+        "len, indexing and collation agree",
+        "__len__ vs __getitem__, ragged shapes, changing keys/dtypes, float64",
+        "32 spread indices and one collate call",
+        True,
+    ),
+    ProbeSpec(
+        "memory_growth",
+        "No copy-on-read memory growth",
+        "large Python containers whose pages every worker copies while reading",
+        "an attribute walk; if suspicious, up to 3 s of fetches in a forked worker",
+        True,
+    ),
+    ProbeSpec(
+        "resources",
+        "Batch fits /dev/shm, open files and CPUs",
+        "batches × workers × prefetch over /dev/shm, fd limit, more workers than CPUs",
+        "one real batch with 0 workers",
+        True,
+    ),
+    ProbeSpec(
+        "threads",
+        "No thread oversubscription",
+        "torch, BLAS/OpenMP and OpenCV threads × workers above the usable cores",
+        "one sample in each of N workers",
+        True,
+    ),
+    ProbeSpec(
+        "determinism",
+        "Same seed, same batches",
+        "a seeded run that differs between processes, or depends on num_workers",
+        "first 4 batches in 2 fresh processes and with 0 workers",
+        True,
+    ),
+    ProbeSpec(
+        "sampler_epoch",
+        "DistributedSampler reshuffles each epoch",
+        "set_epoch never called (same order every epoch); eval padding duplicates",
+        "two sampler passes (no sample fetched)",
+        False,
+    ),
+    ProbeSpec(
+        "cuda_in_worker",
+        "No CUDA before workers fork",
+        "CUDA tensors held by the dataset, CUDA initialised before fork",
+        "an attribute walk (no sample fetched)",
+        False,
+    ),
+)
+
+PROBE_IDS: tuple[str, ...] = tuple(p.id for p in PROBES)
+PROBES_BY_ID: dict[str, ProbeSpec] = {p.id: p for p in PROBES}
+# Order the runner uses: nothing that fetches a sample runs before the attribute walks, so
+# they see the dataset exactly as the DataLoader workers would inherit it.
+RUN_ORDER: tuple[str, ...] = (
+    "fork_safety",
+    "cuda_in_worker",
+    "spawn_safety",
+    "sampler_epoch",
+    "sample_contract",
+    "corrupt_samples",
+    "resources",
+    "duplicates",
+    "shared_rng",
+    "memory_growth",
+    "threads",
+    "determinism",
+)
+
+
+@dataclass
+class Finding:
+    """What one probe found. ``evidence`` is structured; ``evidence_text`` is for people."""
+
+    probe: str
+    status: Status
+    title: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence_text: list[str] = field(default_factory=list)
+    fix: str | None = None
+    duration_s: float | None = None
+
+
+@dataclass
+class TargetInfo:
+    """What TARGET resolved to (collected in the child; the parent never imports it)."""
+
+    raw: str
+    kind: str  # "loader" | "dataset"
+    dataset_class: str
+    style: str  # "map" | "iterable"
+    length: int | None
+    num_workers: int | None = None  # the loader's own
+    batch_size: int | None = None
+    sampler: str | None = None
+    collate_fn: str | None = None
+    start_method: str | None = None
+    torch_version: str | None = None
+
+
+@dataclass
+class DoctorReport:
+    """The whole `dlcheck doctor` result; ``to_dict()`` is the dlcheck.doctor/1 document."""
+
+    target: str
+    target_info: TargetInfo | None
+    findings: list[Finding]
+    options: dict[str, Any]
+    duration_s: float
+    strict: bool = False
+    schema: str = SCHEMA
+
+    @property
+    def statuses(self) -> list[Status]:
+        return [f.status for f in self.findings]
+
+    @property
+    def exit_code(self) -> int:
+        from dlcheck.records import exit_code_for
+
+        return exit_code_for(self.statuses, strict=self.strict)
+
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(1 for f in self.findings if f.status is s) for s in Status}
+
+    def by_probe(self, probe: str) -> list[Finding]:
+        return [f for f in self.findings if f.probe == probe]
+
+    def to_dict(self) -> dict[str, Any]:
+        from dlcheck import __version__
+        from dlcheck.output import to_jsonable
+        from dlcheck.records import summary_line
+
+        return {
+            "schema": self.schema,
+            "dlcheck_version": __version__,
+            "target": self.target,
+            "target_info": to_jsonable(self.target_info),
+            "options": to_jsonable(self.options),
+            "findings": [to_jsonable(f) for f in self.findings],
+            "counts": self.counts(),
+            "summary": summary_line(self.statuses),
+            "exit_code": self.exit_code,
+            "duration_s": round(self.duration_s, 3),
+        }

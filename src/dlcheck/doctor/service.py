@@ -1,0 +1,235 @@
+"""`dlcheck doctor` as a service: run the probes in child processes, judge, return a report.
+
+The calling process never imports the user's code: a TARGET string is loaded in a child; an
+in-memory object (Python API) reaches the child by fork.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from dlcheck.doctor.records import PROBE_IDS, RUN_ORDER, DoctorReport, Finding, TargetInfo
+from dlcheck.errors import DlcheckError, UsageError
+from dlcheck.records import Status
+
+DEFAULT_TIMEOUT_S = 30.0
+LOAD_TIMEOUT_S = 120.0  # importing TARGET (heavy libraries) before the first probe reports
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def validate_probes(probes: Iterable[str] | None) -> list[str]:
+    """The requested probe ids in run order; UsageError naming the valid ids otherwise."""
+    if not probes:
+        return list(RUN_ORDER)
+    wanted = [p.strip() for p in probes]
+    unknown = [p for p in wanted if p not in PROBE_IDS]
+    if unknown:
+        raise UsageError(
+            f"Unknown probe {', '.join(repr(u) for u in unknown)}.",
+            f"Valid probe ids: {', '.join(PROBE_IDS)} (see `dlcheck doctor --list-probes`).",
+        )
+    return [p for p in RUN_ORDER if p in wanted]
+
+
+def _check_options(workers: int, world_size: int | None, timeout: float) -> None:
+    if workers < 1:
+        raise UsageError(
+            f"--workers must be at least 1 (got {workers}).",
+            "Worker probes need workers; use --workers 2 (the default).",
+        )
+    if world_size is not None and not 2 <= world_size <= 64:
+        raise UsageError(
+            f"--world-size must be between 2 and 64 (got {world_size}).",
+            "Simulate the number of ranks you train with, e.g. --world-size 8.",
+        )
+    if timeout <= 0:
+        raise UsageError(f"--timeout must be positive (got {timeout:g}).")
+
+
+def run_doctor(
+    target_or_object: Any,
+    *,
+    probes: Iterable[str] | None = None,
+    scan: bool = False,
+    workers: int = 2,
+    world_size: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    strict: bool = False,
+    seed: int = 0,
+    on_progress: ProgressFn | None = None,
+) -> DoctorReport:
+    """Run the doctor probes on a TARGET string ("module:attr", "file.py:attr") or an object.
+
+    Raises UsageError (exit 2) for a bad option or a TARGET that cannot be resolved, and
+    UserCodeError (exit 1) when the user's module or factory raises while loading.
+    """
+    from dlcheck.proc import run_child
+
+    selected = validate_probes(probes)
+    _check_options(workers, world_size, timeout)
+    started = time.monotonic()
+    if isinstance(target_or_object, str):
+        from dlcheck.target import parse_target
+
+        parse_target(target_or_object)  # shape errors → exit 2 before any process starts
+        mode, raw, obj = "target", target_or_object, None
+    else:
+        mode, raw, obj = "object", f"<{type(target_or_object).__name__} object>", target_or_object
+    options = {
+        "workers": workers,
+        "scan": scan,
+        "timeout": timeout,
+        "world_size": world_size,
+        "seed": seed,
+    }
+    request = {"mode": mode, "target": raw if mode == "target" else None}
+    request.update(probes=selected, options=options)
+
+    events: list[dict[str, Any]] = []
+
+    def on_event(ev: dict[str, Any]) -> None:
+        events.append(ev)
+        if on_progress is not None:
+            on_progress(ev)
+
+    # The determinism probe compares against a second, independent process seeded alike.
+    second: dict[str, Any] = {}
+    thread = None
+    if "determinism" in selected:
+
+        def second_run() -> None:
+            second["outcome"] = run_child(
+                "dlcheck.doctor.child:determinism_entry",
+                {**request, "options": options},
+                obj=obj,
+                timeout=LOAD_TIMEOUT_S + timeout,
+            )
+
+        if mode == "target":
+            thread = threading.Thread(target=second_run, daemon=True)
+            thread.start()
+    try:
+        outcome = run_child(
+            "dlcheck.doctor.child:runner",
+            request,
+            obj=obj,
+            stall_timeout=max(LOAD_TIMEOUT_S, timeout + 30),
+            on_event=on_event,
+        )
+        if thread is not None:
+            thread.join()
+        elif "determinism" in selected and outcome.ok:
+            second_run()
+    except KeyboardInterrupt:
+        if thread is not None:
+            thread.join(timeout=5)
+        raise
+
+    info_ev = next((e for e in events if e.get("kind") == "target"), None)
+    if info_ev is None:
+        _raise_load_failure(outcome, raw)
+    assert info_ev is not None
+    info = TargetInfo(
+        **{k: v for k, v in info_ev["info"].items() if k in TargetInfo.__dataclass_fields__}
+    )
+    findings = build_findings(events, selected, timeout, second.get("outcome"), outcome)
+    return DoctorReport(
+        target=raw,
+        target_info=info,
+        findings=findings,
+        options={**options, "probes": selected, "strict": strict},
+        duration_s=time.monotonic() - started,
+        strict=strict,
+    )
+
+
+def _raise_load_failure(outcome: Any, raw: str) -> None:
+    """The runner never described the target: loading it failed or hung."""
+    from dlcheck.doctor.child import raise_from
+
+    if outcome.error:
+        raise_from(outcome.error)
+    if outcome.timed_out:
+        raise DlcheckError(
+            f"Loading {raw} did not finish within {LOAD_TIMEOUT_S:g} s.",
+            "Importing the module or calling the factory hangs; run it in Python to see where.",
+        )
+    tail = outcome.stderr_tail.strip().splitlines()[-1:] if outcome.stderr_tail else []
+    raise DlcheckError(
+        f"Loading {raw} failed: {outcome.message}" + (f" ({tail[0]})" if tail else "") + ".",
+        "Import the module in Python to reproduce (it may crash the interpreter).",
+        detail=outcome.stderr_tail,
+    )
+
+
+def build_findings(
+    events: list[dict[str, Any]],
+    selected: list[str],
+    timeout: float,
+    second: Any,
+    runner_outcome: Any,
+) -> list[Finding]:
+    """Judge each probe's facts (pure judgement lives in :mod:`dlcheck.doctor.judge`)."""
+    from dlcheck.doctor import judge as J
+
+    done = {e["probe"]: e for e in events if e.get("kind") == "probe_done"}
+    findings: list[Finding] = []
+    for probe in selected:
+        ev = done.get(probe)
+        if ev is None:
+            why = runner_outcome.message or "the probe runner stopped"
+            findings.append(
+                Finding(
+                    probe=probe,
+                    status=Status.ERROR,
+                    title=J.PROBES_BY_ID[probe].title,
+                    message=f"Not run: the probe runner stopped ({why}).",
+                    evidence={"runner": why},
+                    fix="Run with -v; if the dataset crashes the interpreter, fix that first.",
+                )
+            )
+            continue
+        if ev.get("skipped_hang"):
+            findings.append(J.skipped_after_hang(probe, ev["skipped_hang"]))
+            continue
+        if ev.get("failure"):
+            found = [J.judge_failure(probe, ev["failure"], timeout)]
+        else:
+            extra = None
+            if probe == "determinism" and second is not None:
+                extra = second.value if second.ok else {"error": second.message, "batches": []}
+            try:
+                found = J.judge(probe, ev["facts"], extra)
+            except Exception as exc:  # a judgement bug must not take the report down
+                found = [
+                    Finding(
+                        probe=probe,
+                        status=Status.ERROR,
+                        title=J.PROBES_BY_ID[probe].title,
+                        message=f"Judging the facts failed: {type(exc).__name__}: {exc}",
+                        fix="This is a dlcheck bug; please report it with --json output.",
+                    )
+                ]
+        for f in found:
+            f.duration_s = ev.get("duration_s")
+        findings.extend(found)
+        if probe == "duplicates":
+            findings.extend(_rank_findings(events))
+    if "duplicates" not in selected:
+        findings.extend(_rank_findings(events))
+    return findings
+
+
+def _rank_findings(events: list[dict[str, Any]]) -> list[Finding]:
+    from dlcheck.doctor.judge import judge_ranks
+
+    ranks = {e["rank"]: e for e in events if e.get("kind") == "rank_done"}
+    if not ranks:
+        return []
+    facts = {r: e.get("facts") for r, e in ranks.items()}
+    failures = {r: e["failure"] for r, e in ranks.items() if e.get("failure")}
+    return judge_ranks(facts, failures)

@@ -1,0 +1,139 @@
+"""Run the env checks: start the torch child first, collect the other facts meanwhile, judge.
+
+This is what ``dlcheck env`` and the Python API ``dlcheck.env()`` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from dlcheck.env.facts import EnvFacts, NvmlFacts, TorchFacts
+from dlcheck.env.report import EnvReport, comparable_from_facts
+from dlcheck.errors import UsageError
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def _unknown_checks(unknown: list[str]) -> UsageError:
+    return UsageError(
+        f"unknown check id: {', '.join(unknown)}.",
+        "Run `dlcheck env --list-checks` to see every id (a group name such as `host` selects "
+        "the whole group).",
+    )
+
+
+def run_env(
+    checks: list[str] | tuple[str, ...] | str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    nvml: Any = None,
+    **_ignored: Any,
+) -> EnvReport:
+    """Collect the facts and run the checks (all, or those named by id or group).
+
+    ``timeout`` bounds the ``import torch`` child. ``nvml`` is an NVML backend (tests pass a
+    FakeNvml); by default the real one is used when nvidia-ml-py and a driver are present.
+    Returns an :class:`EnvReport`; never raises for a broken install (that is a verdict).
+    """
+    from dlcheck.env import checks as checks_mod
+
+    if isinstance(checks, str):
+        checks = [checks]
+    if timeout is None or timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds.")
+    try:
+        specs = checks_mod.select(list(checks) if checks else None)
+    except KeyError as exc:
+        raise _unknown_checks(list(exc.args[0])) from None
+    needed = checks_mod.needed_probes(specs)
+    t0 = time.perf_counter()
+
+    from dlcheck.env.torchprobe import start_torch_probe
+
+    # The child is the slow part: start it before anything else.
+    probe = start_torch_probe(timeout) if "torch" in needed else None
+    try:
+        nvml_box: dict[str, NvmlFacts] = {}
+        nvml_thread = None
+        if "nvml" in needed:
+            from dlcheck.env.nvml import probe_nvml
+
+            nvml_thread = threading.Thread(
+                target=lambda: nvml_box.setdefault("facts", probe_nvml(nvml)), daemon=True
+            )
+            nvml_thread.start()
+
+        from dlcheck.env import probes
+
+        python = probes.probe_python()  # cheap, and the header and comparable facts use it
+        dists = probes.probe_dists(relevant=checks_mod.RELEVANT) if "dists" in needed else None
+        toolkit = probes.probe_toolkit() if "toolkit" in needed else None
+        jupyter = probes.probe_jupyter() if "jupyter" in needed else None
+        host = probes.probe_host()  # cheap, and comparable_facts needs it
+        envvars = probes.probe_envvars() if "envvars" in needed else None
+        nvml_facts: NvmlFacts | None = None
+        if nvml_thread is not None:
+            nvml_thread.join(timeout=30)
+            nvml_facts = nvml_box.get("facts") or NvmlFacts(
+                available=False, error_code="NVML_ERROR_TIMEOUT", error="NVML did not answer"
+            )
+        torch_start = time.perf_counter()
+        torch_facts: TorchFacts | None = probe.result() if probe is not None else None
+        torch_wait = time.perf_counter() - torch_start
+    finally:
+        if probe is not None:
+            probe.kill()
+
+    facts = EnvFacts(
+        python=python,
+        dists=dists,
+        torch=torch_facts,
+        nvml=nvml_facts,
+        toolkit=toolkit,
+        jupyter=jupyter,
+        host=host,
+        envvars=envvars,
+    )
+    results = checks_mod.evaluate(facts, [s.id for s in specs])
+    from dlcheck import __version__
+
+    return EnvReport(
+        checks=tuple(results),
+        facts=facts_document(facts),
+        comparable=comparable_from_facts(facts),
+        meta={
+            "dlcheck_version": __version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(time.perf_counter() - t0, 3),
+            "torch_probe_s": round(torch_wait, 3),
+        },
+    )
+
+
+def facts_document(facts: EnvFacts) -> dict[str, Any]:
+    """The facts as JSON-able dicts; only the relevant distributions (not all of site-packages)."""
+    from dlcheck.env.checks import _is_relevant
+    from dlcheck.output import to_jsonable
+
+    doc: dict[str, Any] = {}
+    for f in dataclasses.fields(facts):
+        value = getattr(facts, f.name)
+        if value is None:
+            doc[f.name] = None
+        elif f.name == "dists":
+            doc[f.name] = {
+                "error": value.error,
+                "relevant": [to_jsonable(d) for d in value.dists if _is_relevant(d.name)],
+                "total": len(value.dists),
+            }
+        else:
+            doc[f.name] = to_jsonable(value)
+    if facts.torch is not None:
+        doc["torch"]["variant"] = facts.torch.variant
+    if facts.host is not None:
+        doc["host"]["cpu"]["usable"] = facts.host.cpu.usable
+        doc["host"]["cpu"]["limited_by"] = facts.host.cpu.limited_by
+    return doc

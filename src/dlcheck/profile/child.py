@@ -1,0 +1,544 @@
+"""What runs inside the isolated child processes of `dlcheck profile` (imports torch and user code).
+
+``describe`` resolves TARGET and reports the loader's shape without fetching a sample;
+``measure`` rebuilds the loader for one setting, iterates it and returns raw per-batch arrival
+times (plus memory, /dev/shm and optional GPU-copy figures). Failures come back as a value
+(with the partial trace) rather than an exception, so the parent keeps what was measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from dlcheck.profile.failures import describe_collate_failure, explain_exception
+from dlcheck.profile.records import EpochTrace, Setting
+from dlcheck.profile.stats import steady_intervals, target_batches, warmup_batches
+
+Send = Callable[[dict[str, Any]], None]
+
+
+# ---------------------------------------------------------------- tagged worker failures
+
+
+class SampleError(Exception):
+    """A sample failed to load; the message names its index (survives DataLoader's re-raise)."""
+
+
+class CollateError(Exception):
+    """A batch failed to collate; the message names the field and the shapes."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _collate(fetcher: Any, data: Any, indices: Sequence[Any] | None) -> Any:
+    try:
+        return fetcher.collate_fn(data)
+    except Exception as exc:
+        samples = data if isinstance(data, list) else [data]
+        raise CollateError(describe_collate_failure(samples, exc, indices)) from exc
+
+
+def _map_fetch(self: Any, index: Any) -> Any:
+    if self.auto_collation:
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if getitems:
+            try:
+                data = getitems(index)
+            except Exception as exc:
+                # Find the culprit one by one: the batch call cannot tell which index failed.
+                for idx in index:
+                    try:
+                        self.dataset[idx]
+                    except Exception as inner:
+                        raise SampleError(f"sample {idx}: {_one_line(inner)}") from inner
+                raise SampleError(f"samples {list(index)[:8]}: {_one_line(exc)}") from exc
+        else:
+            data = []
+            for idx in index:
+                try:
+                    data.append(self.dataset[idx])
+                except Exception as exc:
+                    raise SampleError(f"sample {idx}: {_one_line(exc)}") from exc
+        return _collate(self, data, list(index))
+    try:
+        data = self.dataset[index]
+    except Exception as exc:
+        raise SampleError(f"sample {index}: {_one_line(exc)}") from exc
+    return _collate(self, data, [index])
+
+
+def _stream_position(self: Any) -> str:
+    pos = getattr(self, "_dlcheck_pos", 0)
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    where = f" of worker {info.id}'s stream" if info is not None else " of the stream"
+    return f"item {pos}{where}"
+
+
+def _next(self: Any) -> Any:
+    try:
+        item = next(self.dataset_iter)
+    except StopIteration:
+        raise
+    except Exception as exc:
+        raise SampleError(f"{_stream_position(self)}: {_one_line(exc)}") from exc
+    self._dlcheck_pos = getattr(self, "_dlcheck_pos", 0) + 1
+    return item
+
+
+def _iterable_fetch(self: Any, index: Any) -> Any:
+    if self.ended:
+        raise StopIteration
+    if self.auto_collation:
+        data = []
+        for _ in index:
+            try:
+                data.append(_next(self))
+            except StopIteration:
+                self.ended = True
+                break
+        if len(data) == 0 or (self.drop_last and len(data) < len(index)):
+            raise StopIteration
+        return _collate(self, data, None)
+    return _collate(self, _next(self), None)
+
+
+def install_fetch_tags() -> None:
+    """Make the DataLoader's fetchers name the failing sample index / collate field."""
+    from torch.utils.data._utils import fetch
+
+    fetch._MapDatasetFetcher.fetch = _map_fetch  # type: ignore[method-assign]
+    fetch._IterableDatasetFetcher.fetch = _iterable_fetch  # type: ignore[method-assign]
+
+
+class _TaggingWorkerInit:
+    """worker_init_fn wrapper: re-installs the tags in spawn/forkserver workers, then the user's."""
+
+    def __init__(self, user_fn: Callable[[int], Any] | None):
+        self.user_fn = user_fn
+
+    def __call__(self, worker_id: int) -> None:
+        install_fetch_tags()
+        if self.user_fn is not None:
+            self.user_fn(worker_id)
+
+
+# ---------------------------------------------------------------- loading and rebuilding
+
+
+def _load(request: dict[str, Any]) -> Any:
+    if "_object" in request:
+        return request["_object"]
+    from dlcheck.target import load_target
+
+    return load_target(request["target"])
+
+
+def _short(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    mod = getattr(obj, "__module__", None) or type(obj).__module__
+    return f"{mod}.{name}" if mod and not mod.startswith("builtins") else name
+
+
+def describe(request: dict[str, Any], send: Send) -> dict[str, Any]:
+    """Resolve TARGET and report the loader's shape (no sample is fetched)."""
+    send({"phase": "describe"})
+    obj = _load(request)
+    import torch
+    from torch.utils.data import IterableDataset
+
+    from dlcheck.cuda import get_cuda
+    from dlcheck.target import is_loader
+
+    loader = obj if is_loader(obj) else None
+    ds = loader.dataset if loader is not None else obj
+    kind = "iterable" if isinstance(ds, IterableDataset) else "map"
+    length = None
+    with contextlib.suppress(Exception):
+        length = len(ds)
+    cuda = get_cuda()
+    shape: dict[str, Any] = {
+        "kind": kind,
+        "is_loader": loader is not None,
+        "dataset_type": _short(type(ds)),
+        "length": length,
+        "batch_size": 64,
+        "own_batching": None,
+        "cuda": cuda is not None,
+        "cuda_device": cuda.name if cuda is not None else None,
+        "torch_version": torch.__version__,
+    }
+    if loader is not None:
+        own = None
+        if loader.batch_size is None:
+            own = "batch_sampler" if loader.batch_sampler is not None else "none"
+        ctx = loader.multiprocessing_context
+        shape.update(
+            batch_size=loader.batch_size,
+            own_batching=own,
+            num_workers=loader.num_workers,
+            pin_memory=bool(loader.pin_memory),
+            prefetch_factor=loader.prefetch_factor if loader.num_workers else None,
+            persistent_workers=bool(loader.persistent_workers),
+            start_method=ctx.get_start_method() if ctx is not None else None,
+            sampler=_short(type(loader.sampler)) if kind == "map" else None,
+            batch_sampler=_short(type(loader.batch_sampler)) if own == "batch_sampler" else None,
+            collate_fn=_short(loader.collate_fn),
+            drop_last=bool(loader.drop_last),
+        )
+    return shape
+
+
+def build_loader(obj: Any, setting: Setting, shard: Sequence[int] | None = None) -> Any:
+    """A DataLoader for ``setting`` that keeps everything else the user configured."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from dlcheck.target import is_loader
+
+    s = setting.normalised()
+    swept: dict[str, Any] = {
+        "num_workers": s.num_workers,
+        "pin_memory": s.pin_memory,
+        "prefetch_factor": s.prefetch_factor,
+        "persistent_workers": s.persistent_workers,
+    }
+    if s.start_method:
+        swept["multiprocessing_context"] = s.start_method
+    base = obj if is_loader(obj) else None
+    dataset = base.dataset if base is not None else obj
+    iterable = isinstance(dataset, IterableDataset)
+    kept: dict[str, Any] = {}
+    if base is not None:
+        kept.update(
+            collate_fn=base.collate_fn,
+            timeout=base.timeout,
+            worker_init_fn=base.worker_init_fn,
+            generator=base.generator,
+            pin_memory_device=base.pin_memory_device,
+        )
+        if hasattr(base, "in_order"):
+            kept["in_order"] = base.in_order
+        if not s.start_method and base.multiprocessing_context is not None:
+            kept["multiprocessing_context"] = base.multiprocessing_context
+        if base.batch_size is not None:
+            kept.update(batch_size=s.batch_size or base.batch_size, drop_last=base.drop_last)
+            if not iterable:
+                kept["sampler"] = base.sampler
+        elif base.batch_sampler is not None:
+            kept["batch_sampler"] = base.batch_sampler
+        else:
+            kept["batch_size"] = None
+            if not iterable:
+                kept["sampler"] = base.sampler
+    else:
+        # A bare dataset is loaded the way training loads it: shuffled, in batches.
+        kept.update(batch_size=s.batch_size or 64, shuffle=not iterable)
+    if shard is not None and not iterable and "batch_sampler" not in kept:
+        from torch.utils.data.distributed import DistributedSampler
+
+        rank, world = int(shard[0]), int(shard[1])
+        kept.pop("shuffle", None)
+        kept["sampler"] = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True)
+    if s.num_workers:
+        kept["worker_init_fn"] = _TaggingWorkerInit(kept.get("worker_init_fn"))
+    return DataLoader(dataset, **kept, **swept)
+
+
+# ---------------------------------------------------------------- sampling memory and shm
+
+
+class _Peaks(threading.Thread):
+    """Samples USS/PSS of the main process plus its workers and /dev/shm use, keeping peaks."""
+
+    def __init__(self, interval_s: float = 0.5):
+        super().__init__(daemon=True, name="dlcheck-peaks")
+        self.interval_s = interval_s
+        self.uss = 0
+        self.pss = 0
+        self.shm = 0
+        self._stop_evt = threading.Event()
+        from dlcheck.host import shm_used_bytes
+
+        self._shm_used = shm_used_bytes
+        self._shm_base = shm_used_bytes() or 0
+
+    def sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        procs = [me]
+        with contextlib.suppress(psutil.Error):
+            procs += me.children(recursive=True)
+        uss = pss = 0
+        for p in procs:
+            with contextlib.suppress(psutil.Error, OSError, AttributeError):
+                info = p.memory_full_info()
+                uss += getattr(info, "uss", 0)
+                pss += getattr(info, "pss", 0)
+        self.uss = max(self.uss, uss)
+        self.pss = max(self.pss, pss)
+        used = self._shm_used()
+        if used is not None:
+            self.shm = max(self.shm, used - self._shm_base)
+        # Reading smaps of many workers costs CPU: sample less often as the pool grows.
+        self.interval_s = max(0.5, len(procs) / 16)
+
+    def run(self) -> None:
+        while not self._stop_evt.wait(self.interval_s):
+            with contextlib.suppress(Exception):
+                self.sample()
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+
+
+# ---------------------------------------------------------------- measuring one setting
+
+
+def _first_leaf(obj: Any, depth: int = 0) -> Any:
+    if hasattr(obj, "shape") and not isinstance(obj, (str, bytes)):
+        return obj
+    if depth > 4:
+        return None
+    if isinstance(obj, Mapping):
+        for v in obj.values():
+            leaf = _first_leaf(v, depth + 1)
+            if leaf is not None:
+                return leaf
+    elif isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
+        for v in obj[:4]:
+            leaf = _first_leaf(v, depth + 1)
+            if leaf is not None:
+                return leaf
+    return None
+
+
+def batch_len(batch: Any, auto_batched: bool, fallback: int) -> int:
+    """Samples in one batch: the leading dimension of its first tensor (1 without batching)."""
+    if not auto_batched:
+        return 1
+    leaf = _first_leaf(batch)
+    shape = getattr(leaf, "shape", None)
+    if shape is not None and len(shape) >= 1:
+        return int(shape[0])
+    if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
+        return len(batch)
+    return fallback
+
+
+class _Plan:
+    """When to stop measuring: a fixed steady duration, or enough depths and seconds."""
+
+    def __init__(self, req: dict[str, Any], setting: Setting):
+        self.duration = req.get("duration_s")
+        self.min_s = float(req.get("min_s", 1.0))
+        self.max_s = float(req.get("max_s", 6.0))
+        self.max_total = float(req.get("max_total_s", 20.0))
+        self.depth = setting.depth
+        self.workers = setting.num_workers
+        self.target = target_batches(self.depth, self.workers)
+
+    def done(self, steady_batches: int, steady_s: float, since_first_s: float) -> bool:
+        if self.duration is not None:
+            d = float(self.duration)
+            return steady_s >= d or since_first_s >= max(3 * d, d + 5)
+        if steady_batches >= self.target and steady_s >= self.min_s:
+            return True
+        return steady_s >= self.max_s or since_first_s >= self.max_total
+
+
+def _steady_so_far(epoch: EpochTrace, setting: Setting) -> tuple[int, float]:
+    runs = steady_intervals(epoch, setting.depth, setting.num_workers)
+    return len(runs), sum(d for d, _ in runs)
+
+
+def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
+    """Iterate one setting; return raw traces, peaks, GPU figures, or an error with the partials."""
+    setting = Setting.from_dict(request["setting"]).normalised()
+    send({"phase": "load"})
+    obj = _load(request)
+    import torch
+
+    install_fetch_tags()
+    torch.set_num_threads(max(1, int(request.get("torch_threads", torch.get_num_threads()))))
+    loader = build_loader(obj, setting, request.get("shard"))
+    auto_batched = loader.batch_size is not None or loader.batch_sampler is not None
+    fallback = loader.batch_size or 1
+    plan = _Plan(request, setting)
+    gpu = None
+    if request.get("gpu"):
+        from dlcheck.cuda import get_cuda
+
+        gpu = get_cuda()
+    h2d_ms: list[float] = []
+    h2d_bytes: list[int] = []
+    peaks = _Peaks()
+    peaks.start()
+    epochs: list[EpochTrace] = []
+    error: dict[str, Any] | None = None
+    event_every = float(request.get("event_every_s", 0.25))
+    t0 = time.perf_counter()
+    last_event = -1.0
+    done_batches = 0
+    done_s = 0.0
+    first_at: float | None = None
+    stop = False
+    skip = 1 + warmup_batches(setting.depth)
+    try:
+        while not stop:
+            started = time.perf_counter() - t0
+            times: list[float] = []
+            sizes: list[int] = []
+            complete = False
+            iterator = iter(loader)
+            try:
+                while True:
+                    try:
+                        batch = next(iterator)
+                    except StopIteration:
+                        complete = True
+                        break
+                    now = time.perf_counter() - t0
+                    if gpu is not None:
+                        ms, nbytes = gpu.copy(batch, non_blocking=setting.pin_memory)
+                        h2d_ms.append(ms)
+                        h2d_bytes.append(nbytes)
+                        now = time.perf_counter() - t0
+                    times.append(now)
+                    sizes.append(batch_len(batch, auto_batched, fallback))
+                    del batch
+                    if first_at is None:
+                        first_at = now
+                        peaks.sample()
+                    # Incremental (O(1) per batch): fast loaders must not pay for the bookkeeping.
+                    n = max(0, len(times) - skip)
+                    s = times[-1] - times[skip - 1] if n else 0.0
+                    if now - last_event >= event_every or len(times) == 1:
+                        last_event = now
+                        send(
+                            {
+                                "phase": "batch",
+                                "batches": len(times),
+                                "epoch": len(epochs),
+                                "steady_batches": done_batches + n,
+                                "steady_s": done_s + s,
+                            }
+                        )
+                    if plan.done(done_batches + n, done_s + s, now - first_at):
+                        stop = True
+                        break
+            finally:
+                epochs.append(EpochTrace(started, tuple(times), tuple(sizes), complete))
+            if not times and not epochs[:-1]:
+                raise _Empty()
+            n, s = _steady_so_far(epochs[-1], setting)
+            done_batches += n
+            done_s += s
+            if not stop and complete and first_at is not None:
+                # A short epoch: go round again (a new epoch; workers restart unless persistent).
+                now = time.perf_counter() - t0
+                send({"phase": "epoch", "epoch": len(epochs)})
+                if plan.done(done_batches, done_s, now - first_at):
+                    stop = True
+            del iterator
+    except _Empty:
+        error = {
+            "kind": "empty",
+            "message": _empty_message(loader),
+            "hint": "Check the dataset's path/filters; an IterableDataset must yield samples "
+            "(with workers, each worker must get a share of the stream).",
+        }
+    except Exception as exc:
+        text = "".join(traceback.format_exception_only(type(exc), exc))
+        failure = explain_exception(type(exc).__name__, text, num_workers=setting.num_workers)
+        error = {
+            "kind": failure.kind,
+            "message": failure.message,
+            "hint": failure.hint,
+            "detail": traceback.format_exc(),
+        }
+    finally:
+        peaks.stop()
+    with contextlib.suppress(Exception):
+        peaks.sample()
+    result: dict[str, Any] = {
+        "setting": setting.to_dict(),
+        "epochs": [
+            {
+                "started_s": round(e.started_s, 6),
+                "times_s": [round(t, 6) for t in e.times_s],
+                "samples": list(e.samples),
+                "complete": e.complete,
+            }
+            for e in epochs
+        ],
+        "peak_uss_bytes": peaks.uss or None,
+        "peak_pss_bytes": peaks.pss or None,
+        "peak_shm_bytes": peaks.shm,
+        "error": error,
+        "notes": [],
+    }
+    if setting.pin_memory and not torch.cuda.is_available() and gpu is None:
+        result["notes"].append("pin_memory has no effect without CUDA")
+    if request.get("gpu"):
+        result["gpu"] = _gpu_figures(gpu, h2d_ms, h2d_bytes, setting.pin_memory)
+    return result
+
+
+class _Empty(Exception):
+    pass
+
+
+def _empty_message(loader: Any) -> str:
+    ds = loader.dataset
+    n = None
+    with contextlib.suppress(Exception):
+        n = len(ds)
+    if n == 0:
+        return "the dataset is empty: len(dataset) == 0, so the loader produced no batch"
+    if n is not None and loader.drop_last and loader.batch_size and n < loader.batch_size:
+        return f"no full batch: {n} samples with batch_size={loader.batch_size} and drop_last=True"
+    return "the loader produced no batch: the dataset yielded no samples"
+
+
+def _gpu_figures(
+    gpu: Any, h2d_ms: list[float], h2d_bytes: list[int], pinned: bool
+) -> dict[str, Any]:
+    if gpu is None:
+        return {"available": False, "reason": "no CUDA"}
+    if not h2d_ms:
+        return {"available": True, "device": gpu.name, "reason": "no batch copied"}
+    from dlcheck.profile.stats import median
+
+    ms = median(h2d_ms)
+    nbytes = int(median([float(b) for b in h2d_bytes]))
+    gbps = (nbytes / 1e9) / (ms / 1e3) if ms > 0 else None
+    peak = None
+    with contextlib.suppress(Exception):
+        peak = gpu.reference_gb_per_s(max(nbytes, 1 << 20), pinned=True)
+    return {
+        "available": True,
+        "device": gpu.name,
+        "pinned": pinned,
+        "h2d_ms_p50": ms,
+        "h2d_gb_per_s": gbps,
+        "peak_gb_per_s": peak,
+        "pct_of_peak": (100 * gbps / peak) if gbps and peak else None,
+        "bytes_per_batch": nbytes,
+    }
+
+
+def warmup_for(setting: Setting) -> int:
+    """Batches discarded after the first (exported for the benchmark's bare loop)."""
+    return warmup_batches(setting.depth)

@@ -1,0 +1,196 @@
+"""Typed records of a profile run: settings, raw traces, per-setting results, the recommendation.
+
+Plain dataclasses only (no torch): the parent builds them from what the child processes send.
+Raw per-batch arrival times are kept; every statistic is derived from them in
+:mod:`dlcheck.profile.stats`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+SCHEMA = "dlcheck.profile/1"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One DataLoader configuration to measure (the DataLoader's own argument names)."""
+
+    num_workers: int
+    batch_size: int | None  # None: the loader's own batching (batch_sampler or batch_size=None)
+    pin_memory: bool = False
+    prefetch_factor: int | None = None  # None with 0 workers (DataLoader forbids it)
+    persistent_workers: bool = False
+    start_method: str | None = None  # None: the platform default (fork on Linux)
+
+    @property
+    def depth(self) -> int:
+        """Batches in flight: the pipeline buffer a warm-up fills and a window must drain."""
+        if self.num_workers == 0:
+            return 0
+        return self.num_workers * (self.prefetch_factor or 2)
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.num_workers,
+            self.batch_size,
+            self.pin_memory,
+            self.prefetch_factor,
+            self.persistent_workers,
+            self.start_method,
+        )
+
+    def label(self) -> str:
+        parts = [f"workers={self.num_workers}", f"batch={self.batch_size or 'own'}"]
+        if self.pin_memory:
+            parts.append("pin")
+        if self.num_workers and self.prefetch_factor not in (None, 2):
+            parts.append(f"prefetch={self.prefetch_factor}")
+        if self.num_workers and self.persistent_workers:
+            parts.append("persistent")
+        if self.start_method:
+            parts.append(self.start_method)
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Setting:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def normalised(self) -> Setting:
+        """The form DataLoader accepts: no prefetch/persistence without workers."""
+        if self.num_workers == 0:
+            return replace(self, prefetch_factor=None, persistent_workers=False, start_method=None)
+        return replace(self, prefetch_factor=self.prefetch_factor or 2)
+
+
+@dataclass(frozen=True)
+class EpochTrace:
+    """One pass over the loader: batch arrival times (s since the run began) and sizes."""
+
+    started_s: float  # when iter(loader) was called
+    times_s: tuple[float, ...]
+    samples: tuple[int, ...]
+    complete: bool  # reached the end of the epoch (StopIteration)
+
+
+@dataclass(frozen=True)
+class GpuFigures:
+    """Host-to-device copy of every batch, timed with CUDA events (or why it was not)."""
+
+    available: bool
+    reason: str = ""  # e.g. "no CUDA" when not available
+    device: str | None = None
+    h2d_ms_p50: float | None = None
+    h2d_gb_per_s: float | None = None
+    peak_gb_per_s: float | None = None  # raw pinned-copy reference on this link
+    pct_of_peak: float | None = None
+    bytes_per_batch: int | None = None
+    end_to_end_samples_per_s: float | None = None  # steady state with the copy in the loop
+
+
+@dataclass(frozen=True)
+class Steady:
+    """Steady-state statistics derived from the raw traces."""
+
+    samples_per_s: float | None
+    batches_per_s: float | None
+    spread: tuple[float, float] | None  # min/max of the window rates (samples/s)
+    rel_noise: float | None  # relative standard error of samples_per_s
+    windows: int
+    steady_batches: int
+    steady_s: float
+    latency_ms: dict[str, float] = field(default_factory=dict)  # p50/p95/p99 inter-arrival
+    stalls: int = 0
+    spans_depths: float | None = None  # steady batches / pipeline depth
+    first_batch_s: float | None = None
+    epoch_restart_s: float | None = None
+
+
+@dataclass
+class SettingResult:
+    """The measurement (or failure) of one setting in one child process."""
+
+    setting: Setting
+    ok: bool
+    baseline: bool = False  # the user's own DataLoader settings
+    rank: int | None = None  # distributed rank that measured it (None: not distributed)
+    round: int = 0  # 0 first measurement; >0 a repeat spent on an uncertain decision
+    error_kind: str | None = None  # sample, collate, worker_killed, stall, empty, crash, ...
+    error: str | None = None  # one sentence
+    hint: str | None = None
+    detail: str | None = field(default=None, metadata={"json_skip": True})  # traceback (-v)
+    stats: Steady | None = None
+    peak_uss_bytes: int | None = None
+    peak_pss_bytes: int | None = None
+    peak_shm_bytes: int | None = None
+    gpu: GpuFigures | None = None
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    epochs: list[EpochTrace] = field(default_factory=list)
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self.stats.samples_per_s if self.stats else None
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The setting to use, per batch size, with a one-line reason."""
+
+    num_workers: int
+    batch_size: int | None
+    pin_memory: bool
+    prefetch_factor: int | None
+    persistent_workers: bool
+    samples_per_s: float | None
+    reason: str
+    dataloader: str  # copy-paste DataLoader(...) line
+    best_samples_per_s: float | None = None
+    meets_need: bool | None = None
+
+
+@dataclass
+class LoaderShape:
+    """What the describe child learnt about TARGET (without fetching any sample)."""
+
+    kind: str  # "map" or "iterable"
+    is_loader: bool
+    dataset_type: str
+    length: int | None  # len(dataset) when defined
+    batch_size: int | None
+    own_batching: str | None  # "batch_sampler" / "none" (batch_size=None) / None
+    num_workers: int = 0
+    pin_memory: bool = False
+    prefetch_factor: int | None = None
+    persistent_workers: bool = False
+    start_method: str | None = None
+    sampler: str | None = None
+    batch_sampler: str | None = None
+    collate_fn: str | None = None
+    drop_last: bool = False
+    cuda: bool = False
+    cuda_device: str | None = None
+    torch_version: str | None = None
+
+    def baseline(self) -> Setting | None:
+        """The user's own DataLoader settings (only for DataLoader targets)."""
+        if not self.is_loader:
+            return None
+        return Setting(
+            num_workers=self.num_workers,
+            batch_size=self.batch_size,
+            pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch_factor,
+            persistent_workers=self.persistent_workers,
+            start_method=self.start_method,
+        ).normalised()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LoaderShape:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in names})

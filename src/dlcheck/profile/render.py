@@ -1,0 +1,364 @@
+"""Renderers for a ProfileReport: the JSON document, CSV, Rich tables and a terminal chart.
+
+Renderers decide nothing: the report already holds the statistics, the recommendation and the
+checks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Any
+
+from dlcheck.profile.records import SCHEMA, SettingResult
+
+if TYPE_CHECKING:
+    from dlcheck.profile.service import ProfileReport
+
+CSV_COLUMNS = [
+    "num_workers",
+    "batch_size",
+    "pin_memory",
+    "prefetch_factor",
+    "persistent_workers",
+    "start_method",
+    "baseline",
+    "round",
+    "rank",
+    "ok",
+    "samples_per_s",
+    "batches_per_s",
+    "spread_min",
+    "spread_max",
+    "rel_noise",
+    "first_batch_s",
+    "epoch_restart_s",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "stalls",
+    "steady_batches",
+    "peak_uss_bytes",
+    "peak_pss_bytes",
+    "peak_shm_bytes",
+    "h2d_ms",
+    "h2d_gb_per_s",
+    "pct_of_peak",
+    "error_kind",
+    "error",
+]
+
+
+def result_dict(r: SettingResult) -> dict[str, Any]:
+    """One result as JSON: flat figures first, the raw per-batch times under ``raw``."""
+    from dlcheck.output import to_jsonable
+
+    st = r.stats
+    return {
+        "setting": r.setting.to_dict(),
+        "baseline": r.baseline,
+        "rank": r.rank,
+        "round": r.round,
+        "ok": r.ok,
+        "error_kind": r.error_kind,
+        "error": r.error,
+        "hint": r.hint,
+        "samples_per_s": st.samples_per_s if st else None,
+        "batches_per_s": st.batches_per_s if st else None,
+        "spread": list(st.spread) if st and st.spread else None,
+        "rel_noise": st.rel_noise if st else None,
+        "windows": st.windows if st else 0,
+        "steady_batches": st.steady_batches if st else 0,
+        "steady_s": st.steady_s if st else 0.0,
+        "spans_depths": st.spans_depths if st else None,
+        "first_batch_s": st.first_batch_s if st else None,
+        "epoch_restart_s": st.epoch_restart_s if st else None,
+        "latency_ms": st.latency_ms if st else {},
+        "stalls": st.stalls if st else 0,
+        "peak_uss_bytes": r.peak_uss_bytes,
+        "peak_pss_bytes": r.peak_pss_bytes,
+        "peak_shm_bytes": r.peak_shm_bytes,
+        "gpu": to_jsonable(r.gpu) if r.gpu else {"available": False, "reason": "no CUDA"},
+        "notes": r.notes,
+        "wall_s": r.wall_s,
+        "raw": {
+            "epochs": [
+                {
+                    "started_s": e.started_s,
+                    "times_s": list(e.times_s),
+                    "samples": list(e.samples),
+                    "complete": e.complete,
+                }
+                for e in r.epochs
+            ]
+        },
+    }
+
+
+def json_document(report: ProfileReport) -> dict[str, Any]:
+    from dlcheck.output import to_jsonable
+
+    rec = report.recommended
+    return {
+        "schema": SCHEMA,
+        "target": report.target,
+        "dataset": to_jsonable(report.shape) if report.shape else None,
+        "machine": report.machine,
+        "options": to_jsonable(report.options),
+        "results": [result_dict(r) for r in report.results],
+        "recommendations": to_jsonable(report.recommendations),
+        "recommended": to_jsonable(rec) if rec else None,
+        "checks": to_jsonable(report.checks),
+        "interrupted": report.interrupted,
+        "budget_exhausted": report.budget_exhausted,
+        "wall_s": report.wall_s,
+        "exit_code": report.exit_code,
+    }
+
+
+def csv_text(report: ProfileReport) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in report.results:
+        s, st, g = r.setting, r.stats, r.gpu
+        w.writerow(
+            {
+                "num_workers": s.num_workers,
+                "batch_size": s.batch_size,
+                "pin_memory": s.pin_memory,
+                "prefetch_factor": s.prefetch_factor,
+                "persistent_workers": s.persistent_workers,
+                "start_method": s.start_method,
+                "baseline": r.baseline,
+                "round": r.round,
+                "rank": r.rank,
+                "ok": r.ok,
+                "samples_per_s": _num(st.samples_per_s if st else None),
+                "batches_per_s": _num(st.batches_per_s if st else None),
+                "spread_min": _num(st.spread[0] if st and st.spread else None),
+                "spread_max": _num(st.spread[1] if st and st.spread else None),
+                "rel_noise": _num(st.rel_noise if st else None, 4),
+                "first_batch_s": _num(st.first_batch_s if st else None, 4),
+                "epoch_restart_s": _num(st.epoch_restart_s if st else None, 4),
+                "latency_p50_ms": _num(st.latency_ms.get("p50") if st else None, 3),
+                "latency_p95_ms": _num(st.latency_ms.get("p95") if st else None, 3),
+                "latency_p99_ms": _num(st.latency_ms.get("p99") if st else None, 3),
+                "stalls": st.stalls if st else "",
+                "steady_batches": st.steady_batches if st else "",
+                "peak_uss_bytes": r.peak_uss_bytes or "",
+                "peak_pss_bytes": r.peak_pss_bytes or "",
+                "peak_shm_bytes": r.peak_shm_bytes if r.peak_shm_bytes is not None else "",
+                "h2d_ms": _num(g.h2d_ms_p50 if g else None, 4),
+                "h2d_gb_per_s": _num(g.h2d_gb_per_s if g else None, 3),
+                "pct_of_peak": _num(g.pct_of_peak if g else None, 1),
+                "error_kind": r.error_kind or "",
+                "error": r.error or "",
+            }
+        )
+    return buf.getvalue()
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+# ---------------------------------------------------------------- Rich
+
+
+def _mb(b: int | None) -> str:
+    return "-" if not b else f"{b / 2**20:,.0f}"
+
+
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _noise(r: SettingResult) -> str:
+    st = r.stats
+    if not st or st.samples_per_s is None:
+        return "-"
+    if st.rel_noise is None:
+        return "?"
+    return f"±{100 * st.rel_noise:.1f}%"
+
+
+def _gpu_cell(r: SettingResult) -> str:
+    g = r.gpu
+    if g is None or not g.available:
+        return "no CUDA" if g is None or not g.reason or g.reason == "no CUDA" else g.reason
+    if g.h2d_ms_p50 is None:
+        return g.reason or "-"
+    pct = f" {g.pct_of_peak:.0f}%" if g.pct_of_peak is not None else ""
+    bw = f" {g.h2d_gb_per_s:.1f}GB/s" if g.h2d_gb_per_s else ""
+    return f"{g.h2d_ms_p50:.2f}ms{bw}{pct}"
+
+
+def results_table(report: ProfileReport, batch_size: int | None) -> Any:
+    from rich.table import Table
+
+    from dlcheck.profile.search import estimates
+
+    rows = [r for r in report.results if r.setting.batch_size == batch_size]
+    rec = next((x for x in report.recommendations if x.batch_size == batch_size), None)
+    ok = [r for r in rows if r.ok and r.samples_per_s]
+    best = max(ok, key=lambda r: r.samples_per_s or 0.0) if ok else None
+    est = estimates(rows)
+    title = f"batch size {batch_size}" if batch_size is not None else "the loader's own batching"
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for name, just in (
+        ("", "left"),
+        ("workers", "right"),
+        ("pin", "center"),
+        ("prefetch", "right"),
+        ("persist", "center"),
+        ("samples/s", "right"),
+        ("noise", "right"),
+        ("batches/s", "right"),
+        ("1st batch", "right"),
+        ("p50/p95/p99 ms", "right"),
+        ("stalls", "right"),
+        ("USS/PSS MB", "right"),
+        ("shm MB", "right"),
+        ("restart", "right"),
+        ("H2D", "right"),
+    ):
+        t.add_column(name, justify=just, no_wrap=name != "")  # type: ignore[arg-type]
+    for r in rows:
+        s, st = r.setting, r.stats
+        mark = ""
+        style = None
+        if (
+            rec
+            and r.ok
+            and (s.num_workers, s.pin_memory, s.prefetch_factor, s.persistent_workers)
+            == (
+                rec.num_workers,
+                rec.pin_memory,
+                rec.prefetch_factor,
+                rec.persistent_workers,
+            )
+        ):
+            mark = "→"
+        if r is best:
+            style = "bold green"
+        if not r.ok:
+            style = "red"
+        if r.baseline:
+            mark += " yours"
+        if r.round:
+            mark += f" (repeat {r.round})"
+        pooled = est.get(s.key())
+        lat = st.latency_ms if st else {}
+        t.add_row(
+            mark.strip(),
+            str(s.num_workers),
+            "✓" if s.pin_memory else "",
+            str(s.prefetch_factor) if s.num_workers else "-",
+            "✓" if s.persistent_workers and s.num_workers else "",
+            _rate(r.samples_per_s) if r.ok else "✗ failed",
+            _noise(r),
+            f"{st.batches_per_s:,.1f}" if st and st.batches_per_s else "-",
+            f"{st.first_batch_s:.2f}s" if st and st.first_batch_s is not None else "-",
+            "/".join(f"{lat[q]:.0f}" for q in ("p50", "p95", "p99")) if lat else "-",
+            str(st.stalls) if st else "-",
+            f"{_mb(r.peak_uss_bytes)}/{_mb(r.peak_pss_bytes)}",
+            _mb(r.peak_shm_bytes),
+            f"{st.epoch_restart_s:.2f}s" if st and st.epoch_restart_s is not None else "-",
+            _gpu_cell(r),
+            style=style,
+        )
+        del pooled
+    return t
+
+
+def chart(report: ProfileReport, batch_size: int | None, width: int = 40) -> Any:
+    """Throughput vs workers as horizontal bars (best of the measured settings per count)."""
+    from rich.text import Text
+
+    from dlcheck.profile.search import estimates
+
+    per_w: dict[int, float] = {}
+    for e in estimates([r for r in report.results if r.setting.batch_size == batch_size]).values():
+        if e.samples_per_s:
+            w = e.setting.num_workers
+            per_w[w] = max(per_w.get(w, 0.0), e.samples_per_s)
+    text = Text()
+    if len(per_w) < 2:
+        return text
+    top = max(per_w.values())
+    rec = next((x for x in report.recommendations if x.batch_size == batch_size), None)
+    text.append("samples/s by num_workers\n", style="bold")
+    for w in sorted(per_w):
+        v = per_w[w]
+        n = v / top * width
+        full = int(n)
+        bar = "█" * full + ("▌" if n - full >= 0.5 else "")
+        style = "green" if rec and rec.num_workers == w else "cyan"
+        text.append(f"{w:>4} │", style="dim")
+        text.append(bar.ljust(width + 1), style=style)
+        text.append(f" {v:,.0f}\n")
+    return text
+
+
+def report_renderable(report: ProfileReport) -> Any:
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[Any] = []
+    shape = report.shape
+    if shape:
+        desc = f"{report.target}: {shape.kind}-style {shape.dataset_type}"
+        if shape.length is not None:
+            desc += f", {shape.length:,} samples"
+        if shape.is_loader:
+            desc += (
+                f"; your DataLoader: num_workers={shape.num_workers}, batch_size={shape.batch_size}"
+            )
+        parts.append(Text(desc, style="dim"))
+    sizes: list[int | None] = []
+    for r in report.results:
+        if r.setting.batch_size not in sizes:
+            sizes.append(r.setting.batch_size)
+    for bs in sizes:
+        parts.append(results_table(report, bs))
+        c = chart(report, bs)
+        if c.plain:
+            parts.append(c)
+    errors = [r for r in report.results if not r.ok]
+    for r in errors:
+        line = Text("✗ ", style="bold red")
+        line.append(f"{r.setting.label()}: ", style="bold")
+        line.append(r.error or "failed")
+        if r.hint:
+            line.append(f"\n  hint: {r.hint}", style="dim")
+        parts.append(line)
+    notes = list(report.options.get("notes") or [])
+    for r in report.results:
+        for n in r.notes:
+            item = f"{r.setting.label()}: {n}"
+            if item not in notes:
+                notes.append(item)
+    for n in notes:
+        parts.append(Text(f"note: {n}", style="yellow"))
+    if report.budget_exhausted:
+        parts.append(
+            Text(
+                "note: the time budget ran out; the search stopped early (--budget)", style="yellow"
+            )
+        )
+    for rec in report.recommendations:
+        head = Text("recommended", style="bold green")
+        if len(report.recommendations) > 1:
+            head.append(f" (batch size {rec.batch_size})", style="green")
+        head.append(f": num_workers={rec.num_workers} → {_rate(rec.samples_per_s)} samples/s\n")
+        head.append(f"  {rec.reason}\n", style="italic")
+        head.append(f"  {rec.dataloader}", style="bold")
+        parts.append(head)
+    if not report.recommendations and report.results:
+        parts.append(Text("no setting could be measured: nothing to recommend", style="bold red"))
+    for c in report.checks:
+        parts.append(Text(f"{c.status.symbol} {c.message}", style=c.status.style))
+    if report.interrupted:
+        parts.append(Text("interrupted: partial results", style="bold yellow"))
+    return Group(*parts)

@@ -1,0 +1,380 @@
+"""Which settings to measure next, and which one to recommend (pure: no processes, no clock).
+
+The adaptive planner measures 0 and 1 workers, then doubles (2, 4, 8, ... up to 64) while
+throughput still rises beyond measured noise, stops after two steps without a real rise, and
+then re-measures only where the recommendation is uncertain. The recommendation is the cheapest
+setting (fewest workers, then least memory) within measured noise of the best; with ``need``,
+the cheapest setting that meets it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dlcheck.profile.records import Recommendation, Setting, SettingResult
+from dlcheck.profile.stats import is_significant, is_uncertain, steady_stats
+
+#: Doubling sequence of the adaptive worker search.
+MAX_WORKERS = 64
+#: Steps in a row without a significant rise before the doubling stops.
+PATIENCE = 2
+#: Stop after one flat step when far below the best (e.g. tiny samples, 0 workers best).
+FAR_BELOW = 0.7
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """All measurements of one setting, pooled."""
+
+    setting: Setting
+    results: tuple[SettingResult, ...]
+    samples_per_s: float | None
+    rel_noise: float | None
+    peak_uss_bytes: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.samples_per_s is not None
+
+
+def estimates(results: list[SettingResult]) -> dict[tuple[object, ...], Estimate]:
+    """Pool repeated measurements of the same setting (their windows are combined)."""
+    groups: dict[tuple[object, ...], list[SettingResult]] = {}
+    for r in results:
+        groups.setdefault(r.setting.key(), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        good = [r for r in rs if r.ok and r.stats and r.stats.samples_per_s]
+        rate = noise = None
+        if len(good) == 1:
+            rate, noise = good[0].stats.samples_per_s, good[0].stats.rel_noise  # type: ignore[union-attr]
+        elif good:
+            s = rs[0].setting
+            pooled = steady_stats([e for r in good for e in r.epochs], s.depth, s.num_workers)
+            rate, noise = pooled.samples_per_s, pooled.rel_noise
+        uss = max((r.peak_uss_bytes or 0 for r in good), default=0) or None
+        out[key] = Estimate(rs[0].setting, tuple(rs), rate, noise, uss)
+    return out
+
+
+def cost(e: Estimate) -> tuple[float, ...]:
+    """Cheaper first: fewer workers, no pinning, smaller prefetch, non-persistent, less memory."""
+    s = e.setting
+    return (
+        s.num_workers,
+        int(s.pin_memory),
+        s.prefetch_factor or 0,
+        int(s.persistent_workers),
+        float(e.peak_uss_bytes or 0),
+    )
+
+
+class Planner(Protocol):
+    def next(self, results: list[SettingResult]) -> list[tuple[Setting, int]]:
+        """Settings still to measure (with their repeat round); empty when done."""
+        ...
+
+
+@dataclass
+class SweepSpace:
+    """What the user asked to sweep (lists are tried in the order given)."""
+
+    batch_sizes: list[int | None]
+    pin_memory: list[bool] = field(default_factory=lambda: [False])
+    prefetch: list[int] = field(default_factory=lambda: [2])
+    persistent: list[bool] = field(default_factory=lambda: [False])
+    start_method: str | None = None
+    workers: list[int] | None = None  # None: adaptive
+    need: float | None = None
+    baseline: Setting | None = None
+    max_workers: int = MAX_WORKERS
+    refine_rounds: int = 2
+
+    def setting(self, w: int, bs: int | None, pin: bool, pf: int, persistent: bool) -> Setting:
+        return Setting(w, bs, pin, pf, persistent, self.start_method).normalised()
+
+
+def _measured(results: list[SettingResult]) -> set[tuple[tuple[object, ...], int]]:
+    return {(r.setting.key(), r.round) for r in results}
+
+
+class FixedPlanner:
+    """Every combination of the given lists (the baseline first)."""
+
+    def __init__(self, space: SweepSpace):
+        workers = space.workers or [0]
+        combos = itertools.product(
+            space.batch_sizes, workers, space.pin_memory, space.prefetch, space.persistent
+        )
+        todo: list[Setting] = [space.baseline] if space.baseline else []
+        for bs, w, pin, pf, per in combos:
+            s = space.setting(w, bs, pin, pf, per)
+            if s not in todo:
+                todo.append(s)
+        self.todo = todo
+
+    def next(self, results: list[SettingResult]) -> list[tuple[Setting, int]]:
+        done = _measured(results)
+        return [(s, 0) for s in self.todo if (s.key(), 0) not in done]
+
+
+def worker_sequence(max_workers: int = MAX_WORKERS) -> list[int]:
+    seq, w = [0, 1], 2
+    while w <= max_workers:
+        seq.append(w)
+        w *= 2
+    return seq
+
+
+def doubling_done(
+    rates: list[tuple[int, float | None, float | None]], need: float | None = None
+) -> bool:
+    """Stop adding workers? ``rates``: (workers, samples/s or None if failed, noise) in order."""
+    if need is not None and any(r is not None and r >= need for _, r, _ in rates):
+        return True
+    ok = [r for _, r, _ in rates if r is not None]
+    best = max(ok, default=0.0)
+    flat = 0
+    for (_, r0, n0), (w1, r1, n1) in itertools.pairwise(rates):
+        if w1 < 2:
+            continue
+        rising = r1 is not None and r0 is not None and r1 > r0 and is_significant(r1, n1, r0, n0)
+        if r1 is not None and r0 is None:
+            rising = True
+        flat = 0 if rising else flat + 1
+    if flat >= PATIENCE:
+        return True
+    last = rates[-1][1] if rates else None
+    return flat >= 1 and (last is None or last < FAR_BELOW * best)
+
+
+class AdaptivePlanner:
+    """Double the workers while throughput rises; refine where the answer is uncertain."""
+
+    def __init__(self, space: SweepSpace):
+        self.space = space
+        self.seq = worker_sequence(space.max_workers)
+        self.primary = (space.pin_memory[0], space.prefetch[0], space.persistent[0])
+
+    def _primary(self, w: int, bs: int | None) -> Setting:
+        pin, pf, per = self.primary
+        return self.space.setting(w, bs, pin, pf, per)
+
+    def next(self, results: list[SettingResult]) -> list[tuple[Setting, int]]:
+        space = self.space
+        done = _measured(results)
+        if space.baseline and (space.baseline.key(), 0) not in done:
+            return [(space.baseline, 0)]
+        est = estimates(results)
+        # 1. The doubling search, per batch size.
+        for bs in space.batch_sizes:
+            rates = []
+            for w in self.seq:
+                s = self._primary(w, bs)
+                e = est.get(s.key())
+                if e is None:
+                    if rates and doubling_done(rates, space.need):
+                        break
+                    return [(s, 0)]
+                rates.append((w, e.samples_per_s, e.rel_noise))
+        # 2. Spend repeats where the recommendation could flip.
+        for bs in space.batch_sizes:
+            for s, rnd in self._uncertain(bs, est, results):
+                if (s.key(), rnd) not in done:
+                    return [(s, rnd)]
+        # 3. The other pin/prefetch/persistence values, at the chosen worker count.
+        for bs in space.batch_sizes:
+            rec = choose(list(est.values()), bs, space.need)
+            if rec is None or (rec.setting.num_workers == 0 and len(space.pin_memory) == 1):
+                continue
+            w = rec.setting.num_workers
+            for pin, pf, per in itertools.product(
+                space.pin_memory, space.prefetch, space.persistent
+            ):
+                s = space.setting(w, bs, pin, pf, per)
+                if (s.key(), 0) not in done:
+                    return [(s, 0)]
+        return []
+
+    def _uncertain(
+        self, bs: int | None, est: dict[tuple[object, ...], Estimate], results: list[SettingResult]
+    ) -> list[tuple[Setting, int]]:
+        if self.space.need is not None:
+            return []
+        pin, _, per = self.primary
+        group = [
+            e
+            for e in est.values()
+            if e.ok
+            and e.setting.batch_size == bs
+            and (e.setting.pin_memory, e.setting.persistent_workers) == (pin, per)
+        ]
+        if len(group) < 2:
+            return []
+        best = max(group, key=lambda e: e.samples_per_s or 0.0)
+        rec = choose(group, bs, None)
+        if rec is None:
+            return []
+        rounds = {k: max(r.round for r in e.results) for k, e in est.items()}
+        # The recommendation and every cheaper setting near the noise boundary of the best.
+        suspects = [
+            e
+            for e in group
+            if e is not best
+            and cost(e) <= cost(rec)
+            and is_uncertain(
+                e.samples_per_s or 0.0, e.rel_noise, best.samples_per_s or 0.0, best.rel_noise
+            )
+        ]
+        out = []
+        for e in suspects[:2]:
+            nxt = rounds[e.setting.key()] + 1
+            if nxt > self.space.refine_rounds:
+                continue
+            out.append((e.setting, nxt))
+            nb = rounds[best.setting.key()] + 1
+            if nb <= self.space.refine_rounds and nb <= nxt:
+                out.append((best.setting, nb))
+        return out
+
+
+def choose(group: list[Estimate], bs: int | None, need: float | None) -> Estimate | None:
+    """The cheapest setting within noise of the best at this batch size (or meeting ``need``)."""
+    ok = [e for e in group if e.ok and e.setting.batch_size == bs]
+    if not ok:
+        return None
+    best = max(ok, key=lambda e: e.samples_per_s or 0.0)
+    if need is not None:
+        meeting = [e for e in ok if (e.samples_per_s or 0.0) >= need]
+        return min(meeting, key=cost) if meeting else best
+    b = best.samples_per_s or 0.0
+    close = [
+        e for e in ok if not is_significant(e.samples_per_s or 0.0, e.rel_noise, b, best.rel_noise)
+    ]
+    return min(close, key=cost)
+
+
+def _fmt(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:,.0f}/s"
+
+
+def dataloader_line(s: Setting, *, own_loader: bool, own_batching: str | None) -> str:
+    """A copy-paste DataLoader(...) call for the recommended setting."""
+    args = ["dataset"]
+    if own_loader:
+        args.append("...")  # the user's own sampler/collate_fn/... stay as they are
+    if own_batching is None and s.batch_size is not None:
+        args.append(f"batch_size={s.batch_size}")
+        if not own_loader:
+            args.append("shuffle=True")
+    args.append(f"num_workers={s.num_workers}")
+    args.append(f"pin_memory={s.pin_memory}")
+    if s.num_workers:
+        args.append(f"prefetch_factor={s.prefetch_factor or 2}")
+        args.append(f"persistent_workers={s.persistent_workers}")
+        if s.start_method:
+            args.append(f"multiprocessing_context={s.start_method!r}")
+    return f"DataLoader({', '.join(args)})"
+
+
+def reason(
+    rec: Estimate,
+    group: list[Estimate],
+    *,
+    usable_cpus: int,
+    need: float | None,
+    max_workers: int = MAX_WORKERS,
+) -> str:
+    """One line saying why this setting (pure; shown under the table and in the JSON)."""
+    ok = [e for e in group if e.ok]
+    best = max(ok, key=lambda e: e.samples_per_s or 0.0)
+    w = rec.setting.num_workers
+    rate = rec.samples_per_s
+    cores = f"{usable_cpus} usable core{'s' if usable_cpus != 1 else ''}"
+    if need is not None:
+        if (rate or 0.0) >= need:
+            return (
+                f"cheapest setting that meets --need {need:,.0f}/s: {w} workers give {_fmt(rate)}"
+            )
+        return (
+            f"no setting reaches --need {need:,.0f}/s; the best is {_fmt(best.samples_per_s)} "
+            f"with {best.setting.num_workers} workers: data loading will limit training"
+        )
+    within = ""
+    if best is not rec:
+        within = (
+            f" ({best.setting.num_workers} workers measured {_fmt(best.samples_per_s)}, "
+            "within noise)"
+        )
+    if w == 0:
+        multi = [e for e in ok if e.setting.num_workers > 0]
+        top = max((e.samples_per_s or 0.0 for e in multi), default=None)
+        if top:
+            return (
+                f"loading in the main process is fastest: worker IPC costs more than it saves "
+                f"({_fmt(rate)} with 0 workers vs {_fmt(top)} at best with workers){within}"
+            )
+        return f"0 workers: {_fmt(rate)}{within}"
+    widest = max(e.setting.num_workers for e in ok)
+    if w >= widest and w >= max_workers:
+        return (
+            f"still rising at {w} workers (the most tried): wait-bound; try "
+            f"--workers {w},{w * 3 // 2},{w * 2} to look further"
+        )
+    if w > 2 * usable_cpus:
+        return (
+            f"I/O- or wait-bound: throughput keeps rising past the {cores}, up to {w} workers "
+            f"({_fmt(rate)}){within}"
+        )
+    return f"CPU-bound: saturates the {cores} at {w} workers ({_fmt(rate)}){within}"
+
+
+def recommend(
+    results: list[SettingResult],
+    *,
+    usable_cpus: int,
+    need: float | None = None,
+    own_loader: bool = False,
+    own_batching: str | None = None,
+    max_workers: int = MAX_WORKERS,
+) -> list[Recommendation]:
+    """One recommendation per batch size measured (in the order first measured)."""
+    est = list(estimates(results).values())
+    sizes: list[int | None] = []
+    for r in results:
+        if r.setting.batch_size not in sizes:
+            sizes.append(r.setting.batch_size)
+    out = []
+    for bs in sizes:
+        group = [e for e in est if e.setting.batch_size == bs and e.ok]
+        rec = choose(group, bs, need)
+        if rec is None:
+            continue
+        best = max(group, key=lambda e: e.samples_per_s or 0.0)
+        s = rec.setting
+        out.append(
+            Recommendation(
+                num_workers=s.num_workers,
+                batch_size=s.batch_size,
+                pin_memory=s.pin_memory,
+                prefetch_factor=s.prefetch_factor,
+                persistent_workers=s.persistent_workers,
+                samples_per_s=rec.samples_per_s,
+                reason=reason(
+                    rec, group, usable_cpus=usable_cpus, need=need, max_workers=max_workers
+                ),
+                dataloader=dataloader_line(s, own_loader=own_loader, own_batching=own_batching),
+                best_samples_per_s=best.samples_per_s,
+                meets_need=None if need is None else (rec.samples_per_s or 0.0) >= need,
+            )
+        )
+    return out
+
+
+def overall(recs: list[Recommendation]) -> Recommendation | None:
+    """The single recommendation for the JSON's `recommended`: the fastest batch size."""
+    if not recs:
+        return None
+    return max(recs, key=lambda r: r.samples_per_s or 0.0)

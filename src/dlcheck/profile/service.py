@@ -1,0 +1,514 @@
+"""`dlcheck profile` as a service: resolve TARGET in a child, sweep, judge, return a report.
+
+The parent never imports the user's code: a "describe" child resolves TARGET and reports the
+loader's shape, then each setting is measured by a fresh child (:mod:`dlcheck.profile.child`).
+Used by the CLI (:mod:`dlcheck.profile.command`) and the Python API ``dlcheck.profile()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcheck.errors import DlcheckError, UsageError
+from dlcheck.profile.records import (
+    SCHEMA,
+    LoaderShape,
+    Recommendation,
+    Setting,
+    SettingResult,
+)
+from dlcheck.profile.search import (
+    MAX_WORKERS,
+    AdaptivePlanner,
+    FixedPlanner,
+    SweepSpace,
+    overall,
+    recommend,
+)
+from dlcheck.profile.sweep import SweepOutcome, outcome_to_result, run_sweep
+from dlcheck.records import Status
+
+DEMO_TARGET = "dlcheck.profile.demo:demo_dataset"
+DEFAULT_BUDGET_S = 90.0
+DEFAULT_TOLERANCE = 0.10
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ProfileOptions:
+    """Typed options (the CLI's flags; the Python API's keyword arguments)."""
+
+    workers: list[int] | None = None  # None: adaptive ("auto")
+    batch_size: list[int] | None = None
+    pin_memory: str | None = None  # on / off / both; None: both with CUDA, else off
+    prefetch: list[int] | None = None
+    persistent_workers: str | None = None  # on / off / both; None: the loader's own (off)
+    start_method: str | None = None
+    duration: float | None = None  # steady seconds per setting; None: adaptive
+    stall_timeout: float = 30.0
+    need: float | None = None
+    budget: float = DEFAULT_BUDGET_S
+    max_workers: int = MAX_WORKERS
+    min_throughput: float | None = None
+    baseline: str | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    output: str | None = None
+    shard: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A CI verdict (min throughput, baseline regression, need, failed settings)."""
+
+    id: str
+    status: Status
+    message: str
+
+
+@dataclass
+class ProfileReport:
+    """Everything measured and decided; renders as the Rich table (also in Jupyter)."""
+
+    target: str
+    shape: LoaderShape | None
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    results: list[SettingResult] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    interrupted: bool = False
+    budget_exhausted: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def recommended(self) -> Recommendation | None:
+        return overall(self.recommendations)
+
+    @property
+    def failed(self) -> list[SettingResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.failed or any(c.status is Status.FAIL for c in self.checks):
+            return 1
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        from dlcheck.profile.render import json_document
+
+        return json_document(self)
+
+    def __rich__(self) -> Any:
+        from dlcheck.profile.render import report_renderable
+
+        return report_renderable(self)
+
+    def _repr_html_(self) -> str:
+        import io
+
+        from dlcheck.output import console
+
+        buf = io.StringIO()
+        con = console(file=buf, width=120)
+        con.record = True
+        con.print(self)
+        return con.export_html(inline_styles=True)
+
+
+# ---------------------------------------------------------------- machine metadata
+
+#: Metadata that must match for a baseline comparison to be like for like.
+CHECKED_METADATA = ("cpu_model", "usable_cpus", "torch_version", "cuda_device", "python")
+
+
+def machine_metadata(shape: LoaderShape | None) -> dict[str, Any]:
+    from dlcheck import __version__
+    from dlcheck.host import cpu_facts, memory_facts
+
+    cpu = cpu_facts()
+    model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = memory_facts()
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": model or platform.processor() or None,
+        "cpu_count": cpu.os_cpu_count,
+        "usable_cpus": cpu.usable,
+        "cpu_limited_by": cpu.limited_by,
+        "memory_bytes": mem.total_bytes,
+        "torch_version": shape.torch_version if shape else None,
+        "cuda_device": shape.cuda_device if shape else None,
+        "dlcheck_version": __version__,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+# ---------------------------------------------------------------- child plumbing
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The user's module is resolved relative to where dlcheck was started.
+    cwd = os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _raise_child_error(outcome: Any, what: str) -> None:
+    err = outcome.error or {}
+    kind = err.get("kind")
+    message = str(err.get("message") or outcome.message)
+    hint = err.get("hint")
+    detail = err.get("detail") or outcome.stderr_tail or None
+    if kind == "UsageError":
+        raise UsageError(message, hint, detail=detail)
+    if outcome.stalled:
+        raise DlcheckError(
+            f"{what} stalled: nothing happened for the stall timeout.",
+            "Importing the module or calling the factory hangs; raise --stall-timeout if it is "
+            "just slow.",
+            detail=detail,
+        )
+    if kind in (None, "crash") and not err:
+        message = f"{what} failed: {outcome.message}"
+    raise DlcheckError(message, hint or "Run with -v to see the traceback.", detail=detail)
+
+
+def describe_target(target: str, obj: Any, *, stall_timeout: float) -> LoaderShape:
+    """Resolve TARGET in a child process; raise UsageError (exit 2) / DlcheckError (exit 1)."""
+    from dlcheck.proc import run_child
+
+    outcome = run_child(
+        "dlcheck.profile.child:describe",
+        {"target": target},
+        obj=obj,
+        stall_timeout=max(stall_timeout, 60.0),
+        timeout=max(stall_timeout, 60.0) * 4,
+        env=None if obj is not None else _child_env(),
+    )
+    if not outcome.ok:
+        _raise_child_error(outcome, f"Loading {target}")
+    return LoaderShape.from_dict(outcome.value)
+
+
+def _flags(value: str | None, default: list[bool]) -> list[bool]:
+    if value is None:
+        return default
+    v = value.lower()
+    if v in ("on", "true", "yes", "1"):
+        return [True]
+    if v in ("off", "false", "no", "0"):
+        return [False]
+    if v == "both":
+        return [False, True]
+    raise UsageError(f"Expected on, off or both, got {value!r}.")
+
+
+def build_space(opts: ProfileOptions, shape: LoaderShape) -> tuple[SweepSpace, list[str]]:
+    """What to sweep, from the options and the loader's own settings (plus notes to show)."""
+    notes = []
+    if shape.own_batching is not None:
+        sizes: list[int | None] = [None]
+        if opts.batch_size:
+            own = "batch_sampler" if shape.own_batching == "batch_sampler" else "batch_size=None"
+            notes.append(f"the loader batches with its own {own}: --batch-size is ignored")
+    else:
+        sizes = list(opts.batch_size) if opts.batch_size else [shape.batch_size or 64]
+    pin = _flags(
+        opts.pin_memory, [False, True] if shape.cuda else [shape.pin_memory and shape.cuda]
+    )
+    if not shape.cuda and any(pin):
+        notes.append("no CUDA here: pin_memory has no effect on these figures")
+    persistent = _flags(opts.persistent_workers, [shape.persistent_workers])
+    prefetch = list(opts.prefetch) if opts.prefetch else [shape.prefetch_factor or 2]
+    space = SweepSpace(
+        batch_sizes=sizes,
+        pin_memory=pin,
+        prefetch=prefetch,
+        persistent=persistent,
+        start_method=opts.start_method or shape.start_method,
+        workers=opts.workers,
+        need=opts.need,
+        baseline=shape.baseline(),
+        max_workers=opts.max_workers,
+    )
+    return space, notes
+
+
+def _measure_fn(
+    target: str,
+    obj: Any,
+    shape: LoaderShape,
+    opts: ProfileOptions,
+    progress: ProgressFn | None,
+    baseline: Setting | None,
+) -> Callable[[Setting, int, tuple[int, int] | None], SettingResult]:
+    from dlcheck.proc import run_child
+
+    env = None if obj is not None else _child_env()
+
+    def measure(setting: Setting, rnd: int, shard: tuple[int, int] | None) -> SettingResult:
+        request: dict[str, Any] = {
+            "target": target,
+            "setting": setting.to_dict(),
+            "shard": list(shard) if shard else None,
+            "gpu": shape.cuda,
+        }
+        if opts.duration is not None:
+            request["duration_s"] = opts.duration
+        elif rnd:
+            # A repeat spent on an uncertain decision: a longer window.
+            request.update(min_s=2.0 * (rnd + 1) / 2, max_s=8.0)
+        if progress:
+            progress({"type": "start", "setting": setting, "round": rnd})
+
+        def on_event(ev: dict[str, Any]) -> None:
+            if progress:
+                progress({"type": "batch", "setting": setting, **ev})
+
+        cap = (opts.duration or 8.0) * 4 + opts.stall_timeout + 60
+        outcome = run_child(
+            "dlcheck.profile.child:measure",
+            request,
+            obj=obj,
+            stall_timeout=opts.stall_timeout,
+            timeout=cap,
+            on_event=on_event,
+            env=env,
+        )
+        result = outcome_to_result(
+            setting, outcome, stall_timeout=opts.stall_timeout, baseline=setting == baseline
+        )
+        if progress:
+            progress({"type": "done", "setting": setting, "result": result})
+        return result
+
+    return measure
+
+
+# ---------------------------------------------------------------- judgement
+
+
+def _checks(report: ProfileReport, opts: ProfileOptions) -> list[Check]:
+    checks = []
+    rec = report.recommended
+    rate = rec.samples_per_s if rec else None
+    if report.failed:
+        n = len(report.failed)
+        checks.append(Check("settings", Status.FAIL, f"{n} setting{'s' if n != 1 else ''} failed"))
+    if opts.need is not None and rec is not None and not rec.meets_need:
+        checks.append(
+            Check(
+                "need",
+                Status.WARN,
+                f"no setting reaches --need {opts.need:,.0f} samples/s (best {rate or 0:,.0f}/s)",
+            )
+        )
+    if opts.min_throughput is not None:
+        if rate is None or rate < opts.min_throughput:
+            checks.append(
+                Check(
+                    "min_throughput",
+                    Status.FAIL,
+                    f"recommended setting gives {rate or 0:,.0f} samples/s, below "
+                    f"--min-throughput {opts.min_throughput:,.0f}",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "min_throughput",
+                    Status.PASS,
+                    f"{rate:,.0f} samples/s ≥ --min-throughput {opts.min_throughput:,.0f}",
+                )
+            )
+    if opts.baseline:
+        checks += baseline_checks(report, opts.baseline, opts.tolerance)
+    return checks
+
+
+def load_baseline(path: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"Cannot read --baseline {path}: {exc.strerror}.") from None
+    except ValueError:
+        raise UsageError(
+            f"--baseline {path} is not JSON.", "Use a file written by --output x.json."
+        ) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise UsageError(
+            f"--baseline {path} is not a {SCHEMA} document.",
+            "Write one with `dlcheck profile TARGET --output baseline.json`.",
+        )
+    return doc
+
+
+def baseline_checks(report: ProfileReport, path: str, tolerance: float) -> list[Check]:
+    """Compare with a previous run: a regression beyond ``tolerance`` fails."""
+    doc = load_baseline(path)
+    checks = []
+    old_machine = doc.get("machine") or {}
+    differ = [k for k in CHECKED_METADATA if old_machine.get(k) != report.machine.get(k)]
+    if differ:
+        checks.append(
+            Check(
+                "baseline_machine",
+                Status.WARN,
+                "baseline was measured on a different machine or software ("
+                + ", ".join(
+                    f"{k}: {old_machine.get(k)!r} → {report.machine.get(k)!r}" for k in differ
+                )
+                + ")",
+            )
+        )
+    old = (doc.get("recommended") or {}).get("samples_per_s")
+    rec = report.recommended
+    new = rec.samples_per_s if rec else None
+    if old is None or new is None:
+        checks.append(Check("baseline", Status.WARN, "nothing to compare with the baseline"))
+        return checks
+    change = (new - old) / old
+    text = f"{new:,.0f} samples/s vs baseline {old:,.0f} ({change:+.1%}, tolerance {tolerance:.0%})"
+    status = Status.FAIL if change < -tolerance else Status.PASS
+    checks.append(
+        Check("baseline", status, ("regression: " if status is Status.FAIL else "") + text)
+    )
+    return checks
+
+
+# ---------------------------------------------------------------- the service
+
+
+def run_profile(
+    target_or_object: Any = None,
+    *,
+    progress: ProgressFn | None = None,
+    barrier: Callable[[], None] | None = None,
+    combine: Callable[[SettingResult], SettingResult] | None = None,
+    **options: Any,
+) -> ProfileReport:
+    """Profile TARGET (a string, or a Dataset/DataLoader object) and return the report.
+
+    Options are :class:`ProfileOptions` fields (``workers=[0, 2]``, ``duration=1``, ...).
+    On Ctrl-C the partial results are written to ``output`` and KeyboardInterrupt propagates.
+    """
+    opts = options.pop("_opts", None) or ProfileOptions(**options)
+    started = time.monotonic()
+    obj = None
+    if target_or_object is None:
+        target = DEMO_TARGET
+    elif isinstance(target_or_object, str):
+        from dlcheck.target import parse_target
+
+        target = parse_target(target_or_object).raw
+    else:
+        obj = target_or_object
+        target = f"<{type(obj).__module__}.{type(obj).__qualname__} object>"
+    if opts.baseline:
+        load_baseline(opts.baseline)  # a bad file is a usage error before minutes of sweeping
+    if progress:
+        progress({"type": "describe", "target": target})
+    shape = describe_target(target, obj, stall_timeout=opts.stall_timeout)
+    if shape.kind == "map" and shape.length == 0:
+        raise DlcheckError(
+            f"The dataset is empty: len({shape.dataset_type.rsplit('.', 1)[-1]}) == 0, so there "
+            "is nothing to load.",
+            "Check the path, split or filter that builds it.",
+        )
+    space, notes = build_space(opts, shape)
+    report = ProfileReport(
+        target=target,
+        shape=shape,
+        machine=machine_metadata(shape),
+        options={**{k: v for k, v in vars(opts).items()}, "notes": notes},
+    )
+    planner = FixedPlanner(space) if opts.workers is not None else AdaptivePlanner(space)
+    sweep = SweepOutcome(results=report.results)
+
+    def on_result(results: list[SettingResult]) -> None:
+        _finish(report, opts, space, started)
+        if opts.output:
+            write_output(report, opts.output)
+
+    measure = _measure_fn(target, obj, shape, opts, progress, space.baseline)
+    try:
+        run_sweep(
+            planner,
+            measure,
+            barrier=barrier,
+            shard=opts.shard,
+            combine=combine,
+            on_result=on_result,
+            budget_s=opts.budget if opts.workers is None else None,
+            outcome=sweep,
+        )
+    except KeyboardInterrupt:
+        report.interrupted = True
+        _finish(report, opts, space, started, with_baseline=False)
+        if opts.output:
+            write_output(report, opts.output)
+        raise
+    report.budget_exhausted = sweep.budget_exhausted
+    _finish(report, opts, space, started)
+    report.checks = _checks(report, opts)
+    if opts.output:
+        write_output(report, opts.output)
+    return report
+
+
+def _finish(
+    report: ProfileReport,
+    opts: ProfileOptions,
+    space: SweepSpace,
+    started: float,
+    *,
+    with_baseline: bool = True,
+) -> None:
+    from dlcheck.host import usable_cpus
+
+    shape = report.shape
+    report.recommendations = recommend(
+        report.results,
+        usable_cpus=usable_cpus(),
+        need=opts.need,
+        own_loader=bool(shape and shape.is_loader),
+        own_batching=shape.own_batching if shape else None,
+        max_workers=space.max_workers,
+    )
+    report.wall_s = time.monotonic() - started
+
+
+def write_output(report: ProfileReport, path: str) -> None:
+    """Rewrite --output (JSON or CSV, by suffix) atomically."""
+    from dlcheck.output import dumps, write_text_file
+    from dlcheck.profile.render import csv_text, json_document
+
+    if path.lower().endswith(".csv"):
+        write_text_file(path, csv_text(report))
+    else:
+        write_text_file(path, dumps(json_document(report)) + "\n")
+
+
+def _stderr_is_tty() -> bool:  # pragma: no cover - trivial
+    return sys.stderr.isatty()

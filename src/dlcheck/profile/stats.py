@@ -1,0 +1,172 @@
+"""Statistics derived from raw per-batch arrival times (pure functions, no torch).
+
+The steady state of a setting with W workers and prefetch factor P starts only after the
+W x P batches prepared during start-up have been consumed: a window that includes them
+measures the buffer, not the machine. It ends before the last W batches of an epoch, where
+workers run out of indices and the pipeline drains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from dlcheck.profile.records import EpochTrace, Steady
+
+#: How many pipeline depths a steady window should span for a trustworthy rate.
+DEPTHS_PER_WINDOW = 3
+#: Smallest number of steady batches worth computing statistics from.
+MIN_STEADY_BATCHES = 12
+MAX_WINDOWS = 10
+#: Scale factors: MAD → standard deviation, and the median's extra standard error.
+_MAD_TO_SD = 1.4826
+_MEDIAN_SE = 1.2533
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("median of nothing")
+    s = sorted(values)
+    n = len(s)
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    if not values:
+        raise ValueError("percentile of nothing")
+    s = sorted(values)
+    pos = (len(s) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def mad(values: Sequence[float]) -> float:
+    m = median(values)
+    return median([abs(v - m) for v in values])
+
+
+def warmup_batches(depth: int) -> int:
+    """Batches to discard after the first one: the start-up buffer (at least one batch)."""
+    return max(1, depth)
+
+
+def steady_intervals(epoch: EpochTrace, depth: int, num_workers: int) -> list[tuple[float, int]]:
+    """(seconds, samples) per batch that arrived in the steady state of this epoch."""
+    times, samples = epoch.times_s, epoch.samples
+    start = 1 + warmup_batches(depth)
+    end = len(times) - (num_workers if epoch.complete else 0)
+    return [(times[i] - times[i - 1], samples[i]) for i in range(start, end) if i >= 1]
+
+
+def target_batches(depth: int, num_workers: int) -> int:
+    """Steady batches a window needs to span several pipeline depths."""
+    return max(MIN_STEADY_BATCHES, DEPTHS_PER_WINDOW * max(depth, 2 * num_workers))
+
+
+def _windows(runs: list[list[tuple[float, int]]], num_workers: int) -> list[float]:
+    total = sum(len(r) for r in runs)
+    size = max(2 * num_workers, 4, math.ceil(total / MAX_WINDOWS))
+    rates = []
+    for run in runs:
+        chunks = [run[i : i + size] for i in range(0, len(run), size)]
+        if len(chunks) > 1 and len(chunks[-1]) < size / 2:
+            chunks[-2] = chunks[-2] + chunks.pop()
+        for chunk in chunks:
+            dt = sum(d for d, _ in chunk)
+            if dt > 0 and len(chunk) >= min(size, 4) / 2:
+                rates.append(sum(n for _, n in chunk) / dt)
+    return rates
+
+
+def steady_stats(epochs: Iterable[EpochTrace], depth: int, num_workers: int) -> Steady:
+    """Steady-state rate (median over windows), spread, latency percentiles and stalls."""
+    epochs = list(epochs)
+    runs = [steady_intervals(e, depth, num_workers) for e in epochs]
+    runs = [r for r in runs if r]
+    flat = [x for r in runs for x in r]
+    first = epochs[0].times_s[0] - epochs[0].started_s if epochs and epochs[0].times_s else None
+    restarts = [e.times_s[0] - e.started_s for e in epochs[1:] if e.times_s]
+    restart = median(restarts) if restarts else None
+    if not flat:
+        return Steady(
+            samples_per_s=None,
+            batches_per_s=None,
+            spread=None,
+            rel_noise=None,
+            windows=0,
+            steady_batches=0,
+            steady_s=0.0,
+            first_batch_s=first,
+            epoch_restart_s=restart,
+        )
+    steady_s = sum(d for d, _ in flat)
+    n_samples = sum(n for _, n in flat)
+    overall = n_samples / steady_s if steady_s > 0 else None
+    rates = _windows(runs, num_workers)
+    if len(rates) >= 3:
+        rate = median(rates)
+        rel_noise = _MEDIAN_SE * _MAD_TO_SD * mad(rates) / rate / math.sqrt(len(rates))
+    else:
+        rate, rel_noise = overall, None
+    mean_batch = n_samples / len(flat)
+    gaps = [d for d, _ in flat]
+    mean_gap = steady_s / len(gaps)
+    stall_s = max(0.1, 5 * max(1, num_workers) * mean_gap)
+    return Steady(
+        samples_per_s=rate,
+        batches_per_s=rate / mean_batch if rate and mean_batch else None,
+        spread=(min(rates), max(rates)) if rates else None,
+        rel_noise=rel_noise,
+        windows=len(rates),
+        steady_batches=len(flat),
+        steady_s=steady_s,
+        latency_ms={q: percentile(gaps, float(q[1:])) * 1000 for q in ("p50", "p95", "p99")},
+        stalls=sum(1 for g in gaps if g > stall_s),
+        spans_depths=len(flat) / depth if depth else None,
+        first_batch_s=first,
+        epoch_restart_s=restart,
+    )
+
+
+# ---------------------------------------------------------------- comparing settings
+
+#: Differences below this are never called real (scheduler and frequency noise).
+NOISE_FLOOR = 0.02
+#: Never treat a setting more than this much slower as "as good as the best".
+TOLERANCE_CAP = 0.05
+#: Assumed relative error when a measurement has too few windows to estimate it.
+UNKNOWN_NOISE = 0.04
+
+
+def tolerance(noise_a: float | None, noise_b: float | None) -> float:
+    """Relative gap two rates may differ by and still count as equal (about 2 sigma)."""
+    a = UNKNOWN_NOISE if noise_a is None else noise_a
+    b = UNKNOWN_NOISE if noise_b is None else noise_b
+    return min(TOLERANCE_CAP, max(NOISE_FLOOR, 2 * math.hypot(a, b)))
+
+
+def is_significant(
+    rate_a: float, noise_a: float | None, rate_b: float, noise_b: float | None
+) -> bool:
+    """True when rate_a and rate_b differ by more than their measured noise (pyperf-style)."""
+    hi = max(rate_a, rate_b)
+    if hi <= 0:
+        return False
+    return abs(rate_a - rate_b) / hi > tolerance(noise_a, noise_b)
+
+
+def is_uncertain(
+    rate_a: float, noise_a: float | None, rate_b: float, noise_b: float | None
+) -> bool:
+    """True when the gap sits where more measurement could flip the equal/different call."""
+    hi = max(rate_a, rate_b)
+    if hi <= 0:
+        return False
+    gap = abs(rate_a - rate_b) / hi
+    a = UNKNOWN_NOISE if noise_a is None else noise_a
+    b = UNKNOWN_NOISE if noise_b is None else noise_b
+    sigma = math.hypot(a, b)
+    return sigma > NOISE_FLOOR / 2 and abs(gap - tolerance(noise_a, noise_b)) < 2 * sigma

@@ -1,0 +1,208 @@
+"""The sweep driver: measure settings one by one, each in a fresh child process.
+
+:func:`run_sweep` is deliberately small and hookable so a distributed runner can reuse it:
+``barrier`` runs before each setting (keep ranks in step), ``shard`` = (rank, world_size) is
+passed into the child (map-style datasets get a ``DistributedSampler``), ``combine`` may replace
+each local result by an aggregate (e.g. the sum over ranks) before the planner sees it, so every
+rank takes the same adaptive decisions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlcheck.profile.records import EpochTrace, GpuFigures, Setting, SettingResult
+from dlcheck.profile.search import Planner
+from dlcheck.profile.stats import steady_stats
+
+MeasureFn = Callable[[Setting, int, "tuple[int, int] | None"], SettingResult]
+
+
+@dataclass
+class SweepOutcome:
+    results: list[SettingResult] = field(default_factory=list)
+    budget_exhausted: bool = False
+
+
+def run_sweep(
+    planner: Planner,
+    measure: MeasureFn,
+    *,
+    barrier: Callable[[], None] | None = None,
+    shard: tuple[int, int] | None = None,
+    combine: Callable[[SettingResult], SettingResult] | None = None,
+    on_result: Callable[[list[SettingResult]], None] | None = None,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    outcome: SweepOutcome | None = None,
+) -> SweepOutcome:
+    """Ask ``planner`` what to measure next until it is done or ``budget_s`` is spent.
+
+    ``outcome`` (optional) is filled in place, so a caller interrupted by Ctrl-C still holds
+    every result measured so far.
+    """
+    out = outcome if outcome is not None else SweepOutcome()
+    start = clock()
+    while True:
+        todo = planner.next(out.results)
+        if not todo:
+            break
+        if budget_s is not None and clock() - start >= budget_s and out.results:
+            out.budget_exhausted = True
+            break
+        setting, rnd = todo[0]
+        if barrier is not None:
+            barrier()
+        result = measure(setting, rnd, shard)
+        result.round = rnd
+        result.rank = shard[0] if shard is not None else None
+        if combine is not None:
+            result = combine(result)
+        out.results.append(result)
+        if on_result is not None:
+            on_result(out.results)
+    return out
+
+
+# ---------------------------------------------------------------- one setting in a child
+
+
+def result_from_value(
+    setting: Setting, value: dict[str, Any], *, wall_s: float, baseline: bool
+) -> SettingResult:
+    """Build the typed record (with derived statistics) from what the child returned."""
+    epochs = [
+        EpochTrace(
+            float(e["started_s"]),
+            tuple(float(t) for t in e["times_s"]),
+            tuple(int(n) for n in e["samples"]),
+            bool(e["complete"]),
+        )
+        for e in value.get("epochs", [])
+    ]
+    stats = steady_stats(epochs, setting.depth, setting.num_workers) if epochs else None
+    err = value.get("error")
+    notes = list(value.get("notes", []))
+    if stats is not None and stats.samples_per_s is None and not err:
+        notes.append("epochs too short for a steady state after the pipeline drains")
+    elif stats is not None and setting.depth and (stats.spans_depths or 0) < 3 and not err:
+        notes.append(
+            f"steady window spans {stats.spans_depths or 0:.1f} pipeline depths (< 3): "
+            "figures may be optimistic; use a longer --duration"
+        )
+    gpu = None
+    if value.get("gpu"):
+        g = dict(value["gpu"])
+        if stats and stats.samples_per_s and g.get("available"):
+            g["end_to_end_samples_per_s"] = stats.samples_per_s
+        gpu = GpuFigures(**{k: v for k, v in g.items() if k in GpuFigures.__dataclass_fields__})
+    ok = err is None and stats is not None and stats.samples_per_s is not None
+    if err is None and not ok:
+        err = {
+            "kind": "short",
+            "message": "too few batches for a steady-state rate",
+            "hint": "Use a longer --duration or a larger dataset.",
+        }
+    return SettingResult(
+        setting=setting,
+        ok=ok,
+        baseline=baseline,
+        error_kind=err.get("kind") if err else None,
+        error=err.get("message") if err else None,
+        hint=err.get("hint") if err else None,
+        detail=err.get("detail") if err else None,
+        stats=stats,
+        peak_uss_bytes=value.get("peak_uss_bytes"),
+        peak_pss_bytes=value.get("peak_pss_bytes"),
+        peak_shm_bytes=value.get("peak_shm_bytes"),
+        gpu=gpu,
+        notes=notes,
+        wall_s=wall_s,
+        epochs=epochs,
+    )
+
+
+def failed_result(
+    setting: Setting,
+    kind: str,
+    message: str,
+    *,
+    hint: str | None = None,
+    detail: str | None = None,
+    wall_s: float = 0.0,
+    baseline: bool = False,
+) -> SettingResult:
+    return SettingResult(
+        setting=setting,
+        ok=False,
+        baseline=baseline,
+        error_kind=kind,
+        error=message,
+        hint=hint,
+        detail=detail,
+        wall_s=wall_s,
+    )
+
+
+def outcome_to_result(
+    setting: Setting, outcome: Any, *, stall_timeout: float, baseline: bool
+) -> SettingResult:
+    """A ChildOutcome (from dlcheck.proc) → SettingResult, explaining how the child ended."""
+    if outcome.ok and isinstance(outcome.value, dict):
+        return result_from_value(
+            setting, outcome.value, wall_s=outcome.duration_s, baseline=baseline
+        )
+    where = f"num_workers={setting.num_workers}"
+    if outcome.stalled:
+        last = outcome.events[-1] if outcome.events else {}
+        got = int(last.get("batches", 0) or 0)
+        phase = "before the first batch" if got == 0 else f"after {got} batches"
+        return failed_result(
+            setting,
+            "stall",
+            f"stalled: no batch for {stall_timeout:g} s {phase} ({where})",
+            hint="The dataset or a worker hangs (a lock, a network read, a deadlock after fork); "
+            "`py-spy dump --pid` on the process shows where, or raise --stall-timeout.",
+            detail=outcome.stderr_tail or None,
+            wall_s=outcome.duration_s,
+            baseline=baseline,
+        )
+    if outcome.error:
+        return failed_result(
+            setting,
+            "crash",
+            str(outcome.error.get("message", "failed")),
+            hint=outcome.error.get("hint"),
+            detail=outcome.error.get("detail"),
+            wall_s=outcome.duration_s,
+            baseline=baseline,
+        )
+    if outcome.signal:
+        return failed_result(
+            setting,
+            "killed",
+            f"the measuring process was killed by {outcome.signal} ({where})",
+            hint="Usually the out-of-memory killer: try fewer workers or smaller batches.",
+            detail=outcome.stderr_tail or None,
+            wall_s=outcome.duration_s,
+            baseline=baseline,
+        )
+    if outcome.timed_out:
+        return failed_result(
+            setting,
+            "timeout",
+            f"timed out after {outcome.duration_s:.0f} s ({where})",
+            wall_s=outcome.duration_s,
+            baseline=baseline,
+        )
+    return failed_result(
+        setting,
+        "crash",
+        f"the measuring process ended without a result ({outcome.message})",
+        detail=outcome.stderr_tail or None,
+        wall_s=outcome.duration_s,
+        baseline=baseline,
+    )

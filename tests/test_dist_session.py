@@ -1,0 +1,256 @@
+"""End to end over gloo: real processes launched by hand (RANK/WORLD_SIZE/MASTER_*) and by
+torchrun, running tests/dist_data/driver.py; plus in-process checks of the small helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dlcheck.dist import RankFailure, stdout_to_stderr, worst_exit
+from dlcheck.dist.exitcode import normalize_exit
+from dlcheck.dist.simulate import simulated_rank
+
+DRIVER = Path(__file__).parent / "dist_data" / "driver.py"
+LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+               "MASTER_PORT", "GROUP_RANK", "DLCHECK_DISTRIBUTED")  # fmt: skip
+
+
+@dataclass
+class RankRun:
+    rc: int | None
+    stdout: str
+    stderr: str
+    wall_s: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in LAUNCH_VARS and not k.startswith(("SLURM_", "TORCHELASTIC_"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def launch(
+    scenario: str,
+    ranks: tuple[int, ...] = (0, 1),
+    *,
+    world_size: int = 2,
+    timeout: float = 20.0,
+    ulimit_rank: int | None = None,
+    stopped: tuple[int, ...] = (),
+    deadline: float = 60.0,
+) -> dict[int, RankRun]:
+    """Start the given ranks by hand; ranks in ``stopped`` are killed once rank 0 is done."""
+    env = clean_env()
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world_size))
+    cmd = [sys.executable, str(DRIVER), scenario, "--timeout", str(timeout)]
+    procs: dict[int, subprocess.Popen[str]] = {}
+    start = time.monotonic()
+    try:
+        for r in ranks:
+            argv = cmd
+            if r == ulimit_rank:
+                argv = ["bash", "-c", 'ulimit -n 256; exec "$0" "$@"', *cmd]
+            procs[r] = subprocess.Popen(
+                argv,
+                env={**env, "RANK": str(r)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        out: dict[int, RankRun] = {}
+        for r in sorted(procs, key=lambda r: (r in stopped, r)):
+            if r in stopped:
+                procs[r].kill()
+            stdout, stderr = procs[r].communicate(timeout=deadline)
+            out[r] = RankRun(procs[r].returncode, stdout, stderr, time.monotonic() - start)
+        return out
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def elapsed(run: RankRun) -> float:
+    """Seconds from entering the session to the failure, as the driver measured it."""
+    line = next(x for x in run.stderr.splitlines() if x.startswith("elapsed_s="))
+    return float(line.split("=", 1)[1])
+
+
+def one_document(stdout: str) -> dict:
+    doc = json.loads(stdout)  # fails on anything besides exactly one document
+    assert doc["schema"] == "dlcheck.test/1"
+    return doc
+
+
+@pytest.fixture(scope="module", autouse=True)
+def waiting_runs() -> Iterator[dict[str, Future[dict[int, RankRun]]]]:
+    """The scenarios that mostly wait for a timeout run in the background meanwhile."""
+    pool = ThreadPoolExecutor(max_workers=3)
+    futures = {
+        "missing": pool.submit(launch, "ok", ranks=(0,), timeout=5),
+        "stop": pool.submit(launch, "stop", timeout=4, stopped=(1,)),
+        "no_root": pool.submit(launch, "ok", ranks=(1,), timeout=2),
+    }
+    yield futures
+    pool.shutdown(wait=True)
+
+
+def test_gather_on_root_only_root_prints_and_low_nofile_rank_is_flagged() -> None:
+    runs = launch("ok", ulimit_rank=1)
+    assert [runs[r].rc for r in (0, 1)] == [0, 0], runs
+    assert runs[1].stdout == ""
+    assert "rank 1: a print that must not reach stdout" in runs[1].stderr
+    doc = one_document(runs[0].stdout)
+    assert doc["launcher"] == "env" and doc["world_size"] == 2
+    assert doc["local_world_size"] == 2  # derived from the hosts the ranks checked in from
+    assert [r["rank"] for r in doc["ranks"]] == [0, 1]
+    assert doc["ranks"][1]["value"]["nofile.soft"] == 256
+    assert doc["ranks"][0]["value"]["nofile.soft"] != 256
+    (node,) = doc["nodes"]
+    assert node["ranks"] == [0, 1]
+    checks = {c["id"]: c for c in doc["checks"]}
+    nofile = checks["cluster.nofile.soft"]
+    assert nofile["status"] == "warn"
+    soft0 = doc["ranks"][0]["value"]["nofile.soft"]
+    assert nofile["summary"] == f"nofile.soft differs: rank 0 = {soft0}, rank 1 = 256"
+    assert checks["cluster.ranks"]["status"] == "pass"
+    assert checks["cluster.python.version"]["status"] == "pass"
+
+
+def test_rank_whose_work_raises_is_named_and_worst_exit_code_agreed() -> None:
+    # Rank 1's work raises (its local code is 1); rank 0 asks for 2: both exit 2.
+    runs = launch("raise")
+    assert [runs[r].rc for r in (0, 1)] == [2, 2]
+    doc = one_document(runs[0].stdout)
+    assert doc["exit_code"] == 2
+    bad = doc["ranks"][1]
+    assert bad["ok"] is False and bad["rank"] == 1
+    assert bad["error"]["message"] == "ValueError: cannot decode sample 37 on rank 1"
+    assert "Traceback" not in runs[0].stderr and "Traceback" not in runs[1].stderr
+    ranks_check = next(c for c in doc["checks"] if c["id"] == "cluster.ranks")
+    assert ranks_check["status"] == "fail"
+    assert "rank 1 failed: ValueError: cannot decode sample 37" in ranks_check["summary"]
+
+
+def test_killed_rank_is_named_and_nothing_hangs() -> None:
+    runs = launch("kill", timeout=20)
+    assert runs[1].rc == -signal.SIGKILL
+    assert runs[0].rc == 1 and runs[0].stdout == ""
+    assert "rank 1 exited during 'results'" in runs[0].stderr
+    assert elapsed(runs[0]) < 20  # its process is seen gone: no waiting for the 20 s timeout
+    assert "frame #" not in runs[0].stderr  # no C++ stack trace from c10d
+
+
+def test_missing_rank_is_reported_after_the_timeout(waiting_runs: dict[str, Future]) -> None:
+    runs = waiting_runs["missing"].result()
+    assert runs[0].rc == 1 and runs[0].stdout == ""
+    assert "rank 1 of 2 did not reach 'start' within 5 s" in runs[0].stderr
+    assert 5 <= elapsed(runs[0]) < 15
+
+
+def test_silent_rank_is_reported_after_the_timeout(waiting_runs: dict[str, Future]) -> None:
+    # Rank 1 stops itself (SIGSTOP) in its work: alive, but its heartbeat freezes, as a frozen
+    # rank on another node would look. Rank 0 must name it once it has been silent 4 s.
+    runs = waiting_runs["stop"].result()
+    assert runs[0].rc == 1
+    assert "rank 1 of 2 did not reach 'results' within 4 s" in runs[0].stderr
+    assert 4 <= elapsed(runs[0]) < 15
+
+
+def test_rank_without_rank_0_gives_up(waiting_runs: dict[str, Future]) -> None:
+    runs = waiting_runs["no_root"].result()
+    assert runs[1].rc == 1 and runs[1].stdout == ""
+    assert "could not reach rank 0's store at 127.0.0.1" in runs[1].stderr
+    assert "frame #" not in runs[1].stderr
+    assert 2 <= elapsed(runs[1]) < 15
+
+
+def test_torchrun_standalone_two_ranks() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(DRIVER), "ok"],  # fmt: skip
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = one_document(proc.stdout)
+    assert doc["launcher"] == "torchrun"
+    assert [r["rank"] for r in doc["ranks"]] == [0, 1] and doc["local_world_size"] == 2
+    assert all(r["ok"] for r in doc["ranks"])
+
+
+# ---- in-process helpers ------------------------------------------------------------------
+
+
+def test_worst_exit_ordering() -> None:
+    assert worst_exit([]) == 0
+    assert worst_exit([0, 1, 0]) == 1
+    assert worst_exit([1, 2, 1]) == 2
+    assert worst_exit([2, 130, 1]) == 130
+    assert worst_exit([0, None, 137]) == 1  # unknown non-zero counts as a failure
+    assert normalize_exit(None) == 0 and normalize_exit(-9) == 1
+
+
+def test_rank_failure_message_and_round_trip() -> None:
+    failure = RankFailure(
+        stage="results",
+        world_size=4,
+        timeout_s=5,
+        missing=[3, 2],
+        failed={1: "ValueError: x"},
+        exited={},
+    )
+    assert failure.message == (
+        "rank 1 failed: ValueError: x; ranks 2, 3 of 4 did not reach 'results' within 5 s "
+        "(crashed, killed, hung or never launched)."
+    )
+    assert failure.ranks == [1, 2, 3] and int(failure.exit_code) == 1
+    again = RankFailure.from_dict(json.loads(json.dumps(failure.to_dict())))
+    assert again.message == failure.message and again.failed == {1: "ValueError: x"}
+    assert RankFailure(stage="s", world_size=2, timeout_s=1, interrupted=[1]).exit_code_agreed == 130
+
+
+def test_stdout_to_stderr_moves_python_and_fd_output(capfd: pytest.CaptureFixture[str]) -> None:
+    with stdout_to_stderr():
+        print("from python")
+        os.write(1, b"from fd 1\n")
+    print("back on stdout")
+    out, err = capfd.readouterr()
+    assert out == "back on stdout\n"
+    assert "from python" in err and "from fd 1" in err
+
+
+def test_simulated_rank_reports_rank_and_restores_env() -> None:
+    import torch.distributed as dist
+
+    before = os.environ.get("RANK")
+    with simulated_rank(2, 4) as real:
+        assert os.environ["RANK"] == "2" and os.environ["WORLD_SIZE"] == "4"
+        if real:
+            assert (dist.get_rank(), dist.get_world_size()) == (2, 4)
+    assert os.environ.get("RANK") == before
+    assert not dist.is_initialized()

@@ -1,0 +1,283 @@
+"""End to end: `python -m dlcheck env` as real subprocesses (healthy, broken torch, secrets...).
+
+The runs that import torch are started together once (a module fixture) to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlcheck.cli import app
+
+SECRETS = {
+    "HF_TOKEN": "hf_abcdefghijklmnopqrstuvwx",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "DATABASE_URL": "postgres://admin:Sup3rS3cretPw@db.internal:5432/app",
+    "WANDB_API_KEY": "0123456789abcdef0123456789abcdef01234567",
+    # Relevant variables that are listed: their secret parts must be masked.
+    "TORCH_HUB_PROXY": "http://bob:Pr0xyPassw0rd@proxy.internal:3128",
+    "HF_HUB_TOKEN_PATH": "hf_zyxwvutsrqponmlkjihgfedcba",
+}
+SECRET_VALUES = [
+    "hf_abcdefghijklmnopqrstuvwx",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "Sup3rS3cretPw",
+    "0123456789abcdef0123456789abcdef01234567",
+    "Pr0xyPassw0rd",
+    "hf_zyxwvutsrqponmlkjihgfedcba",
+]
+BROKEN_CAUSE = "OSError: libcudart.so.12: cannot open shared object file: No such file or directory"
+
+
+@dataclass
+class Run:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "JUPYTER_PATH"}}
+    env.update(COLUMNS="120", **extra)
+    return env
+
+
+def _start(
+    args: list[str], env: dict[str, str], preexec=None
+) -> tuple[list[str], subprocess.Popen]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlcheck", "env", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,
+    )
+    return args, proc
+
+
+def _finish(started: tuple[list[str], subprocess.Popen]) -> Run:
+    args, proc = started
+    out, err = proc.communicate(timeout=180)
+    return Run(args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("env_e2e")
+    broken = root / "broken" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(f"raise OSError({BROKEN_CAUSE.split(': ', 1)[1]!r})\n")
+    dup = root / "dup" / "torch-2.0.1.dist-info"
+    dup.mkdir(parents=True)
+    (dup / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.0.1\n")
+    home = root / "home"
+    kernel = home / "jupyter" / "kernels" / "old-env"
+    kernel.mkdir(parents=True)
+    dead = home / "envs" / "old" / "bin" / "python"
+    (kernel / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(dead), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Old env",
+                "language": "python",
+            }
+        )
+    )
+    return {
+        "root": root,
+        "broken": broken.parent,
+        "dup": dup.parent,
+        "home": home,
+        "jupyter": home / "jupyter",
+        "dead": dead,
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(layout) -> dict[str, Run]:
+    """Every torch-importing run, started at once."""
+    secret_env = _env(**SECRETS, HOME=str(layout["home"]), JUPYTER_PATH=str(layout["jupyter"]))
+    started = {
+        "json": _start(["--json"], secret_env),
+        "default": _start([], secret_env),
+        "verbose": _start(["-v"], secret_env),
+        "markdown": _start(["--markdown"], secret_env),
+        "broken": _start([], _env(PYTHONPATH=str(layout["broken"]))),
+        "broken_v": _start(["-v"], _env(PYTHONPATH=str(layout["broken"]))),
+        "dup": _start(["--check", "integrity", "--json"], _env(PYTHONPATH=str(layout["dup"]))),
+        "nofile": _start([], _env(), _low_nofile),
+    }
+    return {name: _finish(s) for name, s in started.items()}
+
+
+def test_healthy_run_json_is_valid(runs) -> None:
+    import jsonschema
+
+    from dlcheck.env.report import SCHEMA_FILE
+
+    r = runs["json"]
+    assert r.returncode == 0, r.output
+    doc = json.loads(r.stdout)  # exactly one document on stdout
+    jsonschema.validate(doc, json.loads(SCHEMA_FILE.read_text()))
+    assert doc["schema"] == "dlcheck.env/1" and doc["exit_code"] == 0
+    assert len(doc["checks"]) >= 12
+    statuses = {c["id"]: c["status"] for c in doc["checks"]}
+    assert statuses["torch.import"] == "pass" and statuses["host.shm"] in {"pass", "warn"}
+    assert doc["comparable"]["torch.version"].startswith("2.")
+    assert doc["facts"]["torch"]["variant"] == "cpu"
+
+
+def test_healthy_run_default_and_verbose(runs) -> None:
+    d, v = runs["default"], runs["verbose"]
+    assert d.returncode == 0 and v.returncode == 0, d.output
+    assert "PyTorch build" in d.stdout and ("no issues found" in d.stdout or "warning" in d.stdout)
+    assert "host.nofile" in v.stdout and "sharing_strategy" in v.stdout  # ids and facts with -v
+    assert "Traceback" not in d.output
+
+
+def test_secrets_never_reach_any_format(runs) -> None:
+    for name in ("json", "default", "verbose", "markdown"):
+        out = runs[name].output
+        for secret in SECRET_VALUES:
+            assert secret not in out, (name, secret)
+    assert "HF_TOKEN" in runs["verbose"].stdout  # listed, with its value masked
+    assert "****" in runs["json"].stdout
+
+
+def test_markdown_hides_home_user_and_host(runs, layout) -> None:
+    md = runs["markdown"].stdout
+    assert md.startswith("#### `dlcheck env`")
+    assert "~/jupyter/kernels/old-env/kernel.json" in md  # the dead kernel, home shown as ~
+    assert str(layout["home"]) not in md
+    host = socket.gethostname()
+    if len(host) >= 3:
+        assert host not in md
+
+
+def test_dead_kernel_flagged_naming_its_interpreter(runs, layout) -> None:
+    doc = json.loads(runs["json"].stdout)
+    kernels = next(c for c in doc["checks"] if c["id"] == "jupyter.kernels")
+    assert kernels["status"] == "warn" and str(layout["dead"]) in kernels["summary"]
+
+
+def test_broken_torch_fails_with_cause_and_no_traceback(runs) -> None:
+    r = runs["broken"]
+    assert r.returncode == 1
+    assert (
+        BROKEN_CAUSE in r.stdout.replace("\n    ", " ")
+        or BROKEN_CAUSE.split(": ", 1)[1][:30] in r.stdout
+    )
+    assert "Traceback" not in r.output
+    assert "Host limits" in r.stdout and "/dev/shm" in r.stdout  # the other checks still ran
+    assert "Traceback" in runs["broken_v"].stdout  # -v shows it
+
+
+def test_second_torch_dist_info_flagged(runs) -> None:
+    r = runs["dup"]
+    assert r.returncode == 1, r.output
+    doc = json.loads(r.stdout)
+    dup = next(c for c in doc["checks"] if c["id"] == "integrity.duplicates")
+    assert dup["status"] == "fail" and "2.0.1" in dup["summary"]
+
+
+def _low_nofile() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def test_ulimit_256_warns_and_strict_fails(runs) -> None:
+    plain = runs["nofile"]
+    strict = _finish(_start(["--strict", "--json", "--check", "host"], _env(), _low_nofile))
+    assert plain.returncode == 0, plain.output
+    assert "open-files soft limit is 256" in plain.stdout.replace("\n    ", " ")
+    assert strict.returncode == 1
+    doc = json.loads(strict.stdout)
+    assert doc["strict"] is True and doc["exit_code"] == 1
+    assert next(c for c in doc["checks"] if c["id"] == "host.nofile")["status"] == "warn"
+
+
+def test_import_timeout_fails_and_leaves_no_child(tmp_path: Path) -> None:
+    import psutil
+
+    pkg = tmp_path / "torch"
+    pkg.mkdir()
+    pidfile = tmp_path / "pid"
+    (pkg / "__init__.py").write_text(
+        f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
+    )
+    t0 = time.monotonic()
+    r = _finish(
+        _start(["--timeout", "2", "--check", "torch.import"], _env(PYTHONPATH=str(tmp_path)))
+    )
+    assert time.monotonic() - t0 < 30
+    assert r.returncode == 1
+    assert "did not finish within 2 s" in r.stdout.replace("\n    ", " ")
+    pid = int(pidfile.read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+# ---------------------------------------------------------------- CliRunner (no torch import)
+
+
+def test_unknown_check_is_a_usage_error() -> None:
+    r = CliRunner().invoke(app, ["env", "--check", "host.shm", "--check", "nope"])
+    assert r.exit_code == 2
+    assert "unknown check id: nope" in r.output and "--list-checks" in r.output
+
+
+def test_json_and_markdown_together_is_a_usage_error() -> None:
+    assert CliRunner().invoke(app, ["env", "--json", "--markdown"]).exit_code == 2
+
+
+def test_list_checks() -> None:
+    r = CliRunner().invoke(app, ["env", "--list-checks"])
+    assert r.exit_code == 0
+    for check_id in (
+        "torch.import",
+        "cuda.driver_floor",
+        "host.shm",
+        "jupyter.kernels",
+        "libs.torchvision",
+    ):
+        assert check_id in r.output
+    j = CliRunner().invoke(app, ["env", "--list-checks", "--json"])
+    ids = [c["id"] for c in json.loads(j.stdout)["checks"]]
+    assert len(ids) == len(set(ids)) >= 30
+
+
+def test_check_group_runs_without_torch(monkeypatch) -> None:
+    r = CliRunner().invoke(app, ["env", "--check", "host", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert {c["id"].split(".")[0] for c in doc["checks"]} == {"host"}
+    assert doc["facts"]["torch"] is None  # --check host does not wait for `import torch`
+
+
+def test_python_api_with_fake_nvml() -> None:
+    import dlcheck
+    from dlcheck.env.nvml import FakeNvml
+    from dlcheck.records import Status
+
+    report = dlcheck.env(checks=["nvidia"], nvml=FakeNvml(fail={"init": 18}))
+    assert dlcheck.env(checks="host.cpus").check("host.cpus") is not None  # callable twice
+    c = report.check("nvidia.driver")
+    assert c is not None and c.status is Status.FAIL and "Reboot" in (c.fix or "")
+    assert report.exit_code() == 1
+    assert "<table>" in report._repr_html_()
