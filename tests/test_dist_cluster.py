@@ -177,7 +177,10 @@ def _check(cid: str, status: str, summary: str) -> dict[str, Any]:
 def test_merge_checks_worst_status_names_ranks() -> None:
     reports = [
         {"rank": 0, "checks": [_check("nofile", "pass", "20000"), _check("shm", "pass", "ok")]},
-        {"rank": 1, "checks": [_check("nofile", "warn", "256 is low"), _check("shm", "pass", "ok")]},
+        {
+            "rank": 1,
+            "checks": [_check("nofile", "warn", "256 is low"), _check("shm", "pass", "ok")],
+        },
         {"rank": 2, "checks": [_check("nofile", "pass", "20000"), _check("gpu", "skip", "no")]},
     ]
     merged = merge_checks(reports)

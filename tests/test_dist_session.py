@@ -55,15 +55,18 @@ def launch(
     ranks: tuple[int, ...] = (0, 1),
     *,
     world_size: int = 2,
-    timeout: float = 20.0,
+    timeout: float = 60.0,
+    start_timeout: float | None = None,
     ulimit_rank: int | None = None,
     stopped: tuple[int, ...] = (),
-    deadline: float = 60.0,
+    deadline: float = 150.0,
 ) -> dict[int, RankRun]:
     """Start the given ranks by hand; ranks in ``stopped`` are killed once rank 0 is done."""
     env = clean_env()
     env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world_size))
     cmd = [sys.executable, str(DRIVER), scenario, "--timeout", str(timeout)]
+    if start_timeout is not None:
+        cmd += ["--start-timeout", str(start_timeout)]
     procs: dict[int, subprocess.Popen[str]] = {}
     start = time.monotonic()
     try:
@@ -104,21 +107,50 @@ def one_document(stdout: str) -> dict:
     return doc
 
 
-@pytest.fixture(scope="module", autouse=True)
-def waiting_runs() -> Iterator[dict[str, Future[dict[int, RankRun]]]]:
-    """The scenarios that mostly wait for a timeout run in the background meanwhile."""
-    pool = ThreadPoolExecutor(max_workers=3)
-    futures = {
+def torchrun(scenario: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(DRIVER),
+            scenario,
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+
+
+@pytest.fixture(scope="module")
+def scenarios() -> Iterator[dict[str, Future]]:
+    """Every multi-process scenario, started at once: most of their time is spent importing
+    torch or waiting for a timeout, so they overlap well. Generous timeouts where a scenario
+    does not test one, so a loaded machine cannot turn a slow start into a false failure."""
+    pool = ThreadPoolExecutor(max_workers=8)
+    futures: dict[str, Future] = {
+        "ok": pool.submit(launch, "ok", ulimit_rank=1),
+        "raise": pool.submit(launch, "raise"),
+        "kill": pool.submit(launch, "kill"),
+        "interrupt": pool.submit(launch, "interrupt"),
         "missing": pool.submit(launch, "ok", ranks=(0,), timeout=5),
-        "stop": pool.submit(launch, "stop", timeout=4, stopped=(1,)),
+        "stop": pool.submit(launch, "stop", timeout=4, start_timeout=120, stopped=(1,)),
         "no_root": pool.submit(launch, "ok", ranks=(1,), timeout=2),
+        "torchrun": pool.submit(torchrun, "ok"),
+        "torchrun_kill": pool.submit(torchrun, "kill"),
     }
     yield futures
     pool.shutdown(wait=True)
 
 
-def test_gather_on_root_only_root_prints_and_low_nofile_rank_is_flagged() -> None:
-    runs = launch("ok", ulimit_rank=1)
+def test_gather_on_root_only_root_prints_and_low_nofile_rank_is_flagged(
+    scenarios: dict[str, Future],
+) -> None:
+    runs = scenarios["ok"].result()
     assert [runs[r].rc for r in (0, 1)] == [0, 0], runs
     assert runs[1].stdout == ""
     assert "rank 1: a print that must not reach stdout" in runs[1].stderr
@@ -126,6 +158,7 @@ def test_gather_on_root_only_root_prints_and_low_nofile_rank_is_flagged() -> Non
     assert doc["launcher"] == "env" and doc["world_size"] == 2
     assert doc["local_world_size"] == 2  # derived from the hosts the ranks checked in from
     assert [r["rank"] for r in doc["ranks"]] == [0, 1]
+    assert doc["plans_seen"] == [{"settings": [0, 1]}] * 2  # broadcast + all_gather
     assert doc["ranks"][1]["value"]["nofile.soft"] == 256
     assert doc["ranks"][0]["value"]["nofile.soft"] != 256
     (node,) = doc["nodes"]
@@ -139,9 +172,11 @@ def test_gather_on_root_only_root_prints_and_low_nofile_rank_is_flagged() -> Non
     assert checks["cluster.python.version"]["status"] == "pass"
 
 
-def test_rank_whose_work_raises_is_named_and_worst_exit_code_agreed() -> None:
+def test_rank_whose_work_raises_is_named_and_worst_exit_code_agreed(
+    scenarios: dict[str, Future],
+) -> None:
     # Rank 1's work raises (its local code is 1); rank 0 asks for 2: both exit 2.
-    runs = launch("raise")
+    runs = scenarios["raise"].result()
     assert [runs[r].rc for r in (0, 1)] == [2, 2]
     doc = one_document(runs[0].stdout)
     assert doc["exit_code"] == 2
@@ -154,53 +189,60 @@ def test_rank_whose_work_raises_is_named_and_worst_exit_code_agreed() -> None:
     assert "rank 1 failed: ValueError: cannot decode sample 37" in ranks_check["summary"]
 
 
-def test_killed_rank_is_named_and_nothing_hangs() -> None:
-    runs = launch("kill", timeout=20)
+def test_killed_rank_is_named_and_nothing_hangs(scenarios: dict[str, Future]) -> None:
+    runs = scenarios["kill"].result()
     assert runs[1].rc == -signal.SIGKILL
     assert runs[0].rc == 1 and runs[0].stdout == ""
     assert "rank 1 exited during 'results'" in runs[0].stderr
-    assert elapsed(runs[0]) < 20  # its process is seen gone: no waiting for the 20 s timeout
+    assert elapsed(runs[0]) < 30  # its process is seen gone: no waiting for the 60 s timeout
     assert "frame #" not in runs[0].stderr  # no C++ stack trace from c10d
 
 
-def test_missing_rank_is_reported_after_the_timeout(waiting_runs: dict[str, Future]) -> None:
-    runs = waiting_runs["missing"].result()
+def test_missing_rank_is_reported_after_the_timeout(scenarios: dict[str, Future]) -> None:
+    runs = scenarios["missing"].result()
     assert runs[0].rc == 1 and runs[0].stdout == ""
     assert "rank 1 of 2 did not reach 'start' within 5 s" in runs[0].stderr
     assert 5 <= elapsed(runs[0]) < 15
 
 
-def test_silent_rank_is_reported_after_the_timeout(waiting_runs: dict[str, Future]) -> None:
+def test_silent_rank_is_reported_after_the_timeout(scenarios: dict[str, Future]) -> None:
     # Rank 1 stops itself (SIGSTOP) in its work: alive, but its heartbeat freezes, as a frozen
     # rank on another node would look. Rank 0 must name it once it has been silent 4 s.
-    runs = waiting_runs["stop"].result()
+    runs = scenarios["stop"].result()
     assert runs[0].rc == 1
     assert "rank 1 of 2 did not reach 'results' within 4 s" in runs[0].stderr
     assert 4 <= elapsed(runs[0]) < 15
 
 
-def test_rank_without_rank_0_gives_up(waiting_runs: dict[str, Future]) -> None:
-    runs = waiting_runs["no_root"].result()
+def test_rank_without_rank_0_gives_up(scenarios: dict[str, Future]) -> None:
+    runs = scenarios["no_root"].result()
     assert runs[1].rc == 1 and runs[1].stdout == ""
     assert "could not reach rank 0's store at 127.0.0.1" in runs[1].stderr
     assert "frame #" not in runs[1].stderr
     assert 2 <= elapsed(runs[1]) < 15
 
 
-def test_torchrun_standalone_two_ranks() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(DRIVER), "ok"],  # fmt: skip
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+def test_interrupted_rank_makes_every_rank_exit_130(scenarios: dict[str, Future]) -> None:
+    runs = scenarios["interrupt"].result()
+    assert [runs[r].rc for r in (0, 1)] == [130, 130]
+    assert runs[0].stdout == "" and "rank 1 interrupted" in runs[0].stderr
+    assert elapsed(runs[0]) < 30  # rank 1 said so: no waiting for the 60 s timeout
+
+
+def test_torchrun_standalone_two_ranks(scenarios: dict[str, Future]) -> None:
+    proc = scenarios["torchrun"].result()
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = one_document(proc.stdout)
     assert doc["launcher"] == "torchrun"
     assert [r["rank"] for r in doc["ranks"]] == [0, 1] and doc["local_world_size"] == 2
     assert all(r["ok"] for r in doc["ranks"])
+
+
+def test_torchrun_killed_rank_is_named_by_rank_0(scenarios: dict[str, Future]) -> None:
+    # torchrun stops rank 0 (SIGTERM) as soon as rank 1 dies; rank 0 still names rank 1.
+    proc = scenarios["torchrun_kill"].result()
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "error: rank 1 exited during" in proc.stderr
 
 
 # ---- in-process helpers ------------------------------------------------------------------
@@ -231,7 +273,9 @@ def test_rank_failure_message_and_round_trip() -> None:
     assert failure.ranks == [1, 2, 3] and int(failure.exit_code) == 1
     again = RankFailure.from_dict(json.loads(json.dumps(failure.to_dict())))
     assert again.message == failure.message and again.failed == {1: "ValueError: x"}
-    assert RankFailure(stage="s", world_size=2, timeout_s=1, interrupted=[1]).exit_code_agreed == 130
+    assert (
+        RankFailure(stage="s", world_size=2, timeout_s=1, interrupted=[1]).exit_code_agreed == 130
+    )
 
 
 def test_stdout_to_stderr_moves_python_and_fd_output(capfd: pytest.CaptureFixture[str]) -> None:

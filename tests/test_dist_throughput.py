@@ -123,7 +123,7 @@ def test_recommend_workers_per_rank() -> None:
     assert out[0]["measured_best_num_workers"] == 16
     assert out[0]["recommended_num_workers"] == 16
     assert "waits on I/O" in out[0]["reason"]
-    assert out[1]["recommended_num_workers"] == 4 and "within 5%" in out[1]["reason"]
+    assert out[1]["recommended_num_workers"] == 4 and "within 5% of its best" in out[1]["reason"]
     assert out[2]["measured_best_num_workers"] is None
     assert out[2]["recommended_num_workers"] == 1 and "no measurement" in out[2]["reason"]
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
+from dlcheck.env.checks import REGISTRY, Check, evaluate, select
+from dlcheck.env.facts import EnvVarFacts, JupyterFacts, KernelSpec
+from dlcheck.host import CpuFacts, NofileFacts, ShmFacts
+from dlcheck.records import Status
 from env_fixtures import (
     GIB,
     FakeGpu,
@@ -18,11 +23,6 @@ from env_fixtures import (
     toolkit,
     torch,
 )
-
-from dlcheck.env.checks import REGISTRY, Check, evaluate, select
-from dlcheck.env.facts import EnvVarFacts, JupyterFacts, KernelSpec
-from dlcheck.host import CpuFacts, NofileFacts, ShmFacts
-from dlcheck.records import Status
 
 
 def one(facts, check_id: str) -> Check:

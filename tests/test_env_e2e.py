@@ -281,3 +281,52 @@ def test_python_api_with_fake_nvml() -> None:
     assert c is not None and c.status is Status.FAIL and "Reboot" in (c.fix or "")
     assert report.exit_code() == 1
     assert "<table>" in report._repr_html_()
+
+
+def test_prestart_only_for_plain_env_runs(monkeypatch) -> None:
+    from dlcheck.env import torchprobe
+
+    started: list[str] = []
+
+    class Fake:
+        timeout = 0.0
+
+        def kill(self) -> None:
+            pass
+
+    monkeypatch.setattr(torchprobe, "start_torch_probe", lambda: started.append("x") or Fake())
+    monkeypatch.setattr(torchprobe, "_PRESTARTED", None)
+    main = "/x/src/dlcheck/__main__.py"
+    for argv in (
+        ["pytest", "env"],
+        ["/venv/bin/dlcheck", "profile", "t:x"],
+        ["/venv/bin/dlcheck", "env", "--help"],
+        ["/venv/bin/dlcheck", "env", "--check", "host"],
+        ["/venv/bin/dlcheck", "env", "--check=host"],
+        ["/venv/bin/dlcheck", "env", "--list-checks"],
+        ["/other/__main__.py", "env"],
+    ):
+        torchprobe.prestart_for_cli(argv)
+    assert started == []
+    torchprobe.prestart_for_cli([main, "env", "--json", "-v"])
+    assert started == ["x"]
+    probe = torchprobe.take_prestarted(7.0)
+    assert probe is not None and probe.timeout == 7.0
+    assert torchprobe.take_prestarted(1.0) is None
+
+
+def test_usage_error_after_prestart_leaves_no_child(tmp_path: Path) -> None:
+    import psutil
+
+    pkg = tmp_path / "torch"
+    pkg.mkdir()
+    pidfile = tmp_path / "pid"
+    (pkg / "__init__.py").write_text(
+        f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
+    )
+    r = _finish(_start(["--no-such-option"], _env(PYTHONPATH=str(tmp_path))))
+    assert r.returncode == 2
+    time.sleep(0.5)
+    if pidfile.exists():
+        pid = int(pidfile.read_text())
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

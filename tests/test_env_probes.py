@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from env_fixtures import GIB, FakeGpu, FakeNvml, healthy, host, torch
 
 from dlcheck.env import tables
 from dlcheck.env.checks import evaluate
@@ -18,6 +17,7 @@ from dlcheck.env.service import facts_document
 from dlcheck.env.torchprobe import MARK, parse_output
 from dlcheck.host import NofileFacts
 from dlcheck.records import Status
+from env_fixtures import GIB, FakeGpu, FakeNvml, healthy, host, torch
 
 # ---------------------------------------------------------------- NVML
 

@@ -25,8 +25,8 @@ CHECKS = [
         "torch",
         "import torch",
         Status.FAIL,
-        "import torch failed: OSError: libcudart.so.12: cannot open shared object file",
-        "Reinstall torch with its CUDA dependencies.",
+        "import torch failed: OSError: libcudart.so.12",
+        "Reinstall.",
         {"error": "OSError: libcudart.so.12"},
         detail='Traceback (most recent call last):\n  File "x", line 1\nOSError: libcudart.so.12',
     ),
@@ -78,8 +78,8 @@ dlcheck env · Python 3.11.7 · torch: not importable · no NVIDIA GPU
 [✓] Python and environment
  ✓  Python 3.11.7 (CPython) at /home/alice/envs/dl/bin/python
 [✗] PyTorch build
- ✗  import torch failed: OSError: libcudart.so.12: cannot open shared object file
-    → Reinstall torch with its CUDA dependencies.
+ ✗  import torch failed: OSError: libcudart.so.12
+    → Reinstall.
  -  not checked: torch does not import (see torch.import)
 [-] Domain libraries
  -  not installed: timm, hydra-core
@@ -98,25 +98,25 @@ def test_default_view_golden() -> None:
 
 GOLDEN_VERBOSE = """\
 [✓] Python and environment
- ✓  Python 3.11.7 (CPython) at /home/alice/envs/dl/bin/python                     python.version
+ ✓  Python 3.11.7 (CPython) at /home/alice/envs/dl/bin/python python.version
     version: 3.11.7
 [✗] PyTorch build
- ✗  import torch failed: OSError: libcudart.so.12: cannot open shared object file   torch.import
-    → Reinstall torch with its CUDA dependencies.
+ ✗  import torch failed: OSError: libcudart.so.12               torch.import
+    → Reinstall.
     error: OSError: libcudart.so.12
     | Traceback (most recent call last):
     |   File "x", line 1
     | OSError: libcudart.so.12
- -  not checked: torch does not import (see torch.import)                            torch.build
+ -  not checked: torch does not import (see torch.import)        torch.build
 [-] Domain libraries
- -  timm: not installed                                                                libs.timm
- -  hydra-core: not installed                                                         libs.hydra
+ -  timm: not installed                                            libs.timm
+ -  hydra-core: not installed                                     libs.hydra
 [!] Host limits for data loading
- !  open-files soft limit is 256 (hard 4096)                                         host.nofile
+ !  open-files soft limit is 256 (hard 4096)                     host.nofile
     → ulimit -n 4096
     soft: 256
     hard: 4096
- ✓  2 usable CPUs                                                                      host.cpus
+ ✓  2 usable CPUs                                                  host.cpus
     usable: 2
 
 ✗ 1 failure, 1 warning (7 checks)
@@ -137,7 +137,7 @@ GOLDEN_MARKDOWN = """\
 | | Check | Result |
 |---|---|---|
 | ✓ pass | `python.version` | Python 3.11.7 (CPython) at ~/envs/dl/bin/python |
-| ✗ fail | `torch.import` | import torch failed: OSError: libcudart.so.12: cannot open shared object file<br>**fix:** Reinstall torch with its CUDA dependencies. |
+| ✗ fail | `torch.import` | import torch failed: OSError: libcudart.so.12<br>**fix:** Reinstall. |
 | ! warn | `host.nofile` | open-files soft limit is 256 (hard 4096)<br>**fix:** ulimit -n 4096 |
 | ✓ pass | `host.cpus` | 2 usable CPUs |
 

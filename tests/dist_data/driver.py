@@ -23,7 +23,7 @@ def facts() -> dict:
     nofile = host.nofile_facts()
     shm = host.shm_facts()
     return {
-        "python.version": "%d.%d.%d" % sys.version_info[:3],
+        "python.version": ".".join(str(x) for x in sys.version_info[:3]),
         "nofile.soft": nofile.soft,
         "nofile.hard": nofile.hard,
         "cpu.usable": host.cpu_facts().usable,
@@ -36,6 +36,8 @@ def facts() -> dict:
 def work(scenario: str, rank: int) -> dict:
     if scenario == "raise" and rank == 1:
         raise ValueError(f"cannot decode sample 37 on rank {rank}")
+    if scenario == "interrupt" and rank == 1:
+        raise KeyboardInterrupt  # Ctrl-C on one rank
     if scenario == "kill" and rank == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     if scenario == "stop" and rank == 1:
@@ -49,22 +51,33 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("scenario")
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--start-timeout", type=float, default=None)
     args = parser.parse_args()
     launch = detect_launch()
     if launch is None:
         print("not distributed", file=sys.stderr)
         return 2
+    import torch.distributed  # noqa: F401  (so elapsed_s measures the protocol, not the import)
+
     t0 = time.monotonic()
     try:
-        with session(launch, timeout_s=args.timeout) as ctx, ctx.root_only_stdout():
+        with (
+            session(launch, timeout_s=args.timeout, start_timeout_s=args.start_timeout) as ctx,
+            ctx.root_only_stdout(),
+        ):
             if not ctx.is_root:
                 print(f"rank {ctx.rank}: a print that must not reach stdout")
+            # The plan comes from rank 0 (as a profile sweep's settings would), then all start
+            # together.
+            plan = ctx.broadcast({"settings": [0, 1]} if ctx.is_root else None, stage="plan")
+            ctx.barrier(stage="setting 0")
             mine = ctx.capture(lambda: work(args.scenario, ctx.rank))
             records = ctx.gather(mine, stage="results")
             local = 0 if mine["ok"] else 1
             if args.scenario == "raise" and ctx.rank == 0:
                 local = 2  # as if rank 0 had a usage error: the worst code must win everywhere
             code = ctx.agree_exit(local)
+            plans_seen = ctx.all_gather(plan, stage="plans")
             if records is not None:
                 per_rank = [
                     {
@@ -87,6 +100,7 @@ def main() -> int:
                         "world_size": ctx.world_size,
                         "local_world_size": ctx.local_world_size,
                         "exit_code": code,
+                        "plans_seen": plans_seen,
                         "ranks": records,
                         "nodes": node_summary(per_rank),
                         "checks": cluster_checks(per_rank),
@@ -98,6 +112,7 @@ def main() -> int:
         print(f"elapsed_s={time.monotonic() - t0:.2f}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
+        print(f"elapsed_s={time.monotonic() - t0:.2f}", file=sys.stderr)
         return 130
 
 

@@ -39,7 +39,9 @@ class EagerLmdb(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         with self.env.begin() as txn:
-            return torch.from_numpy(np.frombuffer(txn.get(f"{i}".encode()), dtype=np.float32).copy())
+            return torch.from_numpy(
+                np.frombuffer(txn.get(f"{i}".encode()), dtype=np.float32).copy()
+            )
 
 
 class LazyLmdb(EagerLmdb):

@@ -165,9 +165,9 @@ def module(
 
 
 __all__ = [
+    "ARCHS",
     "GIB",
     "SITE",
-    "ARCHS",
     "FakeGpu",
     "FakeNvml",
     "dist",

@@ -35,15 +35,24 @@ def _load(request: dict[str, Any]) -> tuple[Any, str | None]:
 
 def probe_entry(request: dict[str, Any], send: Any) -> Any:
     """Runs in a fork of the runner: one probe's fact collection."""
-    from dlcheck.doctor.facts import COLLECTORS
+    from dlcheck.doctor.facts import COLLECTORS, reap_workers
 
     ctx = request["_object"]
-    return COLLECTORS[request["probe"]](ctx, send)
+    try:
+        return COLLECTORS[request["probe"]](ctx, send)
+    finally:
+        reap_workers()
 
 
 def rank_entry(request: dict[str, Any], send: Any) -> Any:
     """Runs in a fork of the runner taken before TARGET was loaded: rank r of N."""
-    from dlcheck.doctor.facts import make_context, patch_distributed, rank_samples, set_seeds
+    from dlcheck.doctor.facts import (
+        make_context,
+        patch_distributed,
+        rank_samples,
+        reap_workers,
+        set_seeds,
+    )
 
     rank, world = int(request["rank"]), int(request["world_size"])
     patch_distributed(rank, world)
@@ -53,18 +62,29 @@ def rank_entry(request: dict[str, Any], send: Any) -> Any:
     else:
         obj, source = _load({"target": request["target"]})
     ctx = make_context(obj, request["options"], source)
-    return rank_samples(ctx, rank, world)
+    try:
+        return rank_samples(ctx, rank, world)
+    finally:
+        reap_workers()
 
 
 def determinism_entry(request: dict[str, Any], send: Any) -> Any:
     """A second, independent run for the determinism probe (fresh interpreter or fork)."""
-    from dlcheck.doctor.facts import batch_fingerprints, make_context, set_seeds
+    from dlcheck.doctor.facts import batch_fingerprints, make_context, reap_workers, set_seeds
 
+    world = request["options"].get("world_size")
+    if world:
+        from dlcheck.doctor.facts import patch_distributed
+
+        patch_distributed(0, int(world))
     set_seeds(int(request["options"].get("seed", 0)))
     obj, source = _load(request)
     ctx = make_context(obj, request["options"], source)
     workers = ctx.target_workers if ctx.target_workers > 0 else ctx.workers
-    return batch_fingerprints(ctx, workers)
+    try:
+        return batch_fingerprints(ctx, workers)
+    finally:
+        reap_workers()
 
 
 def _failure(outcome: Any) -> dict[str, Any]:
@@ -120,8 +140,20 @@ def runner(request: dict[str, Any], send: Any) -> Any:
                 }
             )
 
+    if world:  # the probes see the target as rank 0 of the simulated world
+        from dlcheck.doctor.facts import patch_distributed
+
+        patch_distributed(0, int(world))
     set_seeds(int(options.get("seed", 0)))
-    obj, source = _load(request)
+    try:
+        obj, source = _load(request)
+    except DlcheckError as exc:
+        if "process group has not been initialized" in exc.message and not world:
+            exc.hint = (
+                "The target needs torch.distributed: pass --world-size N to simulate N ranks "
+                "(or run dlcheck under torchrun)."
+            )
+        raise
     ctx = make_context(obj, options, source)
     send({"kind": "target", "info": describe(ctx, request.get("target") or "<object>")})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import os
 import pickle
@@ -51,6 +52,12 @@ class ProbeContext:
 
 
 def last_line(exc: BaseException) -> str:
+    """``Type: message`` of an exception; for a worker's re-raised error, the original's."""
+    text = str(exc)
+    if "Original Traceback" in text:  # torch's ExceptionWrapper: the cause is the last line
+        tail = [line.strip() for line in text.splitlines() if line.strip()]
+        worker = text.splitlines()[0].strip()
+        return f"{tail[-1]} ({worker.removeprefix('Caught ').rstrip('.')})"[:500]
     lines = traceback.format_exception_only(type(exc), exc)
     return (lines[-1].strip() if lines else type(exc).__name__)[:500]
 
@@ -332,11 +339,34 @@ def _sampler_of(loader: Any) -> Any:
     return inner if inner is not None else getattr(loader, "sampler", None)
 
 
+# DataLoader iterators are kept alive until the probe process exits: a graceful shutdown
+# after a worker error waits seconds per worker, and the runner kills the process group anyway.
+_KEEP_ALIVE: list[Any] = []
+
+
+def keep_iter(iterable: Any) -> Any:
+    it = iter(iterable)
+    _KEEP_ALIVE.append(it)
+    return it
+
+
+def reap_workers() -> None:
+    """Kill the DataLoader workers our probes started (they hold the result pipe open)."""
+    for it in _KEEP_ALIVE:
+        for w in getattr(it, "_workers", None) or ():
+            with contextlib.suppress(Exception):
+                w.kill()
+        for w in getattr(it, "_workers", None) or ():
+            with contextlib.suppress(Exception):
+                w.join(timeout=1.0)
+    _KEEP_ALIVE.clear()
+
+
 def _iter_capped(it: Any, cap: int, deadline: float) -> tuple[list[Any], bool, str | None]:
     """Up to ``cap`` items from ``it`` before ``deadline``: (items, complete, error)."""
     items: list[Any] = []
     try:
-        for x in it:
+        for x in keep_iter(it):
             items.append(x)
             if len(items) >= cap or time.monotonic() > deadline:
                 return items, False, None
@@ -427,7 +457,11 @@ def classify_handle(obj: Any) -> str | None:
         with contextlib.suppress(Exception):
             return f"h5py.{tname}" if bool(obj) else None
         return None
-    if tmod.split(".")[0] == "lmdb" and tname in ("Environment", "Transaction", "Cursor"):
+    lmdb = sys.modules.get("lmdb")
+    lmdb_types = tuple(
+        t for t in (getattr(lmdb, n, None) for n in ("Environment", "Transaction", "Cursor")) if t
+    )
+    if lmdb_types and isinstance(obj, lmdb_types):
         if tname == "Environment":
             try:
                 obj.flags()
@@ -799,7 +833,7 @@ def collect_corrupt_samples(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     checked = 0
     last = 0.0
     try:
-        for _i, found in loader:
+        for _i, found in keep_iter(loader):
             checked += 1
             if found:
                 bad.append(found)
@@ -942,7 +976,7 @@ def _first_per_worker(
 ) -> tuple[dict[int, str], str | None]:
     firsts: dict[int, str] = {}
     try:
-        for w, f in loader:
+        for w, f in keep_iter(loader):
             firsts.setdefault(int(w), f)
             if len(firsts) >= workers or time.monotonic() > deadline:
                 break
@@ -1033,11 +1067,10 @@ def collect_memory_growth(ctx: ProbeContext, send: Send) -> dict[str, Any]:
         elif _is_array(obj) and type(obj).__module__ == "numpy" and obj.dtype == object:
             n = int(obj.size)
         if n is not None and n >= CONTAINER_MIN_ITEMS:
-            items = (
-                list(obj.values() if isinstance(obj, dict) else obj)[:200]
-                if not _is_array(obj)
-                else list(obj.ravel()[:200])
-            )
+            # Never copy the container: that would touch (and un-share) every item before
+            # the measurement below.
+            source = obj.values() if isinstance(obj, dict) else obj
+            items = list(obj.ravel()[:200]) if _is_array(obj) else list(itertools.islice(source, 200))
             per_item = sum(sys.getsizeof(x) for x in items) / max(1, len(items))
             est = int(sys.getsizeof(obj) + per_item * n)
             containers.append(
@@ -1214,7 +1247,7 @@ def batch_fingerprints(ctx: ProbeContext, num_workers: int, k: int = 4) -> dict[
             ctx, ctx.dataset, num_workers=num_workers, batch_size=None if ctx.iterable else 8
         )
     def batches() -> Iterator[str]:  # lazy: starting the workers may raise too
-        for b in dl:
+        for b in keep_iter(dl):
             yield fingerprint(b)
 
     items, _complete, err = _iter_capped(batches(), k, time.monotonic() + ctx.timeout * 0.4)
@@ -1288,6 +1321,19 @@ def rank_samples(ctx: ProbeContext, rank: int, world_size: int) -> dict[str, Any
     if sampler is None:
         sampler = DistributedSampler(ctx.dataset, num_replicas=world_size, rank=rank, shuffle=False)
         facts["sampler_source"] = "assumed DistributedSampler(dataset) (TARGET is a dataset)"
+    elif isinstance(sampler, DistributedSampler) and (
+        sampler.num_replicas != world_size or sampler.rank != rank
+    ):
+        # Built with a fixed rank/world size: re-create it as this simulated rank would.
+        sampler = DistributedSampler(
+            sampler.dataset,
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=sampler.shuffle,
+            seed=sampler.seed,
+            drop_last=sampler.drop_last,
+        )
+        facts["sampler_source"] = "the loader's DistributedSampler, re-created per rank"
     else:
         facts["sampler_source"] = f"the loader's {type(sampler).__name__}"
     facts["distributed_sampler"] = isinstance(sampler, DistributedSampler)

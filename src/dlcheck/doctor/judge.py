@@ -110,7 +110,33 @@ def _loader_error_finding(probe: str, error: str, what: str) -> Finding:
     else:
         msg = f"The dataset raised while {what}: {error}"
         fix = "Fix the exception (see `corrupt_samples` for the failing indices)."
+        # The service downgrades this to a skip when corrupt_samples/sample_contract already
+        # report the same root cause.
+        return _finding(
+            probe,
+            Status.FAIL,
+            msg,
+            evidence={"loader_error": error, "cause": "dataset_exception"},
+            fix=fix,
+        )
     return _finding(probe, Status.FAIL, msg, evidence={"loader_error": error}, fix=fix)
+
+
+def dedupe_dataset_exceptions(findings: list[Finding]) -> list[Finding]:
+    """One failure per root cause: a loader probe that stopped on the dataset's own exception
+    becomes a skip when corrupt_samples or sample_contract already failed."""
+    root = any(
+        f.status is Status.FAIL and f.probe in ("corrupt_samples", "sample_contract")
+        for f in findings
+    )
+    if not root:
+        return findings
+    for f in findings:
+        if f.status is Status.FAIL and f.evidence.get("cause") == "dataset_exception":
+            f.status = Status.SKIP
+            f.message = "Not checked: " + f.message[0].lower() + f.message[1:]
+            f.fix = None
+    return findings
 
 
 # ---------------------------------------------------------------- duplicates
@@ -601,7 +627,7 @@ def judge_cuda_in_worker(f: Facts) -> list[Finding]:
         _finding(
             "cuda_in_worker",
             Status.FAIL,
-            "; ".join(problems).capitalize() + ".",
+            "; ".join(problems)[0].upper() + "; ".join(problems)[1:] + ".",
             evidence=f,
             evidence_text=[f"CUDA tensor: {p}" for p in tensors],
             fix="Keep samples on the CPU in the dataset and move batches in the training loop "
@@ -729,14 +755,14 @@ def judge_corrupt_samples(f: Facts) -> list[Finding]:
                 evidence=evidence,
             )
         ]
-    kinds = Counter("exception" if "error" in b else "bad values" for b in bad)
+    kinds = Counter("exception" if "error" in b else "bad value" for b in bad)
     return [
         _finding(
             "corrupt_samples",
             Status.FAIL,
             f"{len(bad)} of {checked} checked samples are bad ("
-            + ", ".join(f"{v} {k}" for k, v in kinds.items())
-            + f"): {word}s {_capped(bad_indices)}.",
+            + ", ".join(f"{v} {k}{'s' if v != 1 else ''}" for k, v in kinds.items())
+            + f"): {'stream positions' if f.get('stream') else 'indices'} {_capped(bad_indices)}.",
             evidence=evidence,
             evidence_text=text,
             fix="Fix or filter these samples (e.g. drop them from the index list); "
@@ -898,6 +924,8 @@ def _dtype_mismatches(structs: list[dict[str, dict[str, Any]]]) -> dict[str, lis
     seen: dict[str, list[str]] = {}
     for s in structs:
         for path, leaf in s.items():
+            if leaf["type"] == "NoneType":  # None is corrupt_samples' finding
+                continue
             kind = f"{leaf.get('type')}:{leaf.get('dtype')}" if leaf.get("dtype") else leaf["type"]
             lst = seen.setdefault(path, [])
             if kind not in lst:
@@ -907,7 +935,8 @@ def _dtype_mismatches(structs: list[dict[str, dict[str, Any]]]) -> dict[str, lis
 
 # ---------------------------------------------------------------- memory, resources, threads
 
-GROWTH_WARN_BYTES = 256 << 20  # projected private memory across all workers
+GROWTH_WARN_BYTES = 64 << 20  # projected private memory across all workers
+GROWTH_NOISE_BYTES = 1 << 20  # below this, the measured growth is allocator noise
 
 
 def judge_memory_growth(f: Facts) -> list[Finding]:
@@ -930,7 +959,8 @@ def judge_memory_growth(f: Facts) -> list[Finding]:
     workers = max(1, int(f.get("num_workers") or 1))
     projected = None
     if f.get("measured") and f.get("touched"):
-        per_sample = f["uss_growth_bytes"] / f["touched"]
+        growth = f["uss_growth_bytes"] if f["uss_growth_bytes"] >= GROWTH_NOISE_BYTES else 0
+        per_sample = growth / f["touched"]
         per_worker = min(
             per_sample * (f.get("length") or 0), sum(c["approx_bytes"] for c in containers) * 1.5
         )

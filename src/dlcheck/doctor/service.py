@@ -221,7 +221,7 @@ def build_findings(
             findings.extend(_rank_findings(events))
     if "duplicates" not in selected:
         findings.extend(_rank_findings(events))
-    return findings
+    return J.dedupe_dataset_exceptions(findings)
 
 
 def _rank_findings(events: list[dict[str, Any]]) -> list[Finding]:

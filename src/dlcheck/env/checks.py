@@ -800,7 +800,10 @@ def _cuda_available(f: EnvFacts) -> Verdict:
             return V(
                 Status.FAIL,
                 f"CUDA is not available: {n.error}",
-                (cause_and_fix(n.error_code) or ("", "See nvidia.driver."))[1],
+                (
+                    cause_and_fix(n.error_code)
+                    or ("", "See the NVIDIA driver check above (nvidia.driver).")
+                )[1],
                 **facts,
             )
         return V(Status.INFO, "CUDA build, but no NVIDIA GPU here: torch runs on the CPU", **facts)
@@ -808,11 +811,17 @@ def _cuda_available(f: EnvFacts) -> Verdict:
     cause, fix = None, None
     e = f.envvars
     if e is not None and hidden_by_visible_devices(e.get("CUDA_VISIBLE_DEVICES"), len(gpus)):
-        cause, fix = "CUDA_VISIBLE_DEVICES hides every GPU", "See cuda.visible_devices."
+        cause, fix = (
+            "CUDA_VISIBLE_DEVICES hides every GPU",
+            "Fix CUDA_VISIBLE_DEVICES (see cuda.visible_devices above).",
+        )
     elif t.cuda and f.nvml and f.nvml.driver_version:
         row = tables.driver_floor(t.cuda)
         if row and not tables.driver_at_least(f.nvml.driver_version, row.linux):
-            cause, fix = "the driver is too old for this wheel", "See cuda.driver_floor."
+            cause, fix = (
+                "the driver is too old for this wheel",
+                "Upgrade the driver or change the wheel (see cuda.driver_floor above).",
+            )
     if cause is None:
         cause = t.cuda_init_error or "unknown"
         fix = (

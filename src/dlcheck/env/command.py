@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from dlcheck.cliutil import JSON_OPTION, STRICT_OPTION, VERBOSE_OPTION, handle_errors
+from dlcheck.env.torchprobe import prestart_for_cli
+
+# `import torch` is the slow part of `dlcheck env`: start it now, before Typer parses argv.
+prestart_for_cli(sys.argv)
 
 
 def env_command(

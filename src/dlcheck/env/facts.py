@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dlcheck.host import CpuFacts, MemoryFacts, NofileFacts, ShmFacts
+if TYPE_CHECKING:
+    from dlcheck.host import CpuFacts, MemoryFacts, NofileFacts, ShmFacts
 
 
 @dataclass(frozen=True)

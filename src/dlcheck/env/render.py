@@ -141,8 +141,14 @@ def header_line(report: EnvReport) -> str:
     parts.append(
         f"torch {cf['torch.version']}" if cf.get("torch.version") else "torch: not importable"
     )
-    gpus = cf.get("gpu.models")
-    parts.append(f"{cf.get('gpu.count')}× {gpus}" if gpus else "no NVIDIA GPU")
+    models = str(cf.get("gpu.models") or "")
+    names = sorted(set(models.split(", "))) if models else []
+    if not names:
+        parts.append("no NVIDIA GPU")
+    elif len(names) == 1:
+        parts.append(f"{cf.get('gpu.count')}× {names[0]}")
+    else:
+        parts.append(models)
     return "dlcheck env · " + " · ".join(parts)
 
 
@@ -229,14 +235,18 @@ def render_list(console: Any) -> None:
     from rich.table import Table
 
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    table.add_column("id")
-    table.add_column("group")
+    table.add_column("id", no_wrap=True)
     table.add_column("what it checks")
-    for row in list_checks_rows():
-        table.add_row(*row)
+    group = None
+    for check_id, group_title, title in list_checks_rows():
+        if group_title != group:
+            group = group_title
+            table.add_row(f"[dim]{group_title}[/]", "")
+        table.add_row(f"  {check_id}", title)
     console.print(table)
     console.print(
-        "\nRun some: dlcheck env --check ID [--check ID ...]  (a group name selects the group)",
+        "\nRun some: dlcheck env --check ID [--check ID ...]  (a group name, e.g. `host`, "
+        "selects the group)",
         highlight=False,
     )
 

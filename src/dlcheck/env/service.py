@@ -9,11 +9,13 @@ import dataclasses
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlcheck.env.facts import EnvFacts, NvmlFacts, TorchFacts
-from dlcheck.env.report import EnvReport, comparable_from_facts
 from dlcheck.errors import UsageError
+
+if TYPE_CHECKING:
+    from dlcheck.env.report import EnvReport
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -30,7 +32,6 @@ def run_env(
     checks: list[str] | tuple[str, ...] | str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     nvml: Any = None,
-    **_ignored: Any,
 ) -> EnvReport:
     """Collect the facts and run the checks (all, or those named by id or group).
 
@@ -38,24 +39,32 @@ def run_env(
     FakeNvml); by default the real one is used when nvidia-ml-py and a driver are present.
     Returns an :class:`EnvReport`; never raises for a broken install (that is a verdict).
     """
-    from dlcheck.env import checks as checks_mod
+    from dlcheck.env.torchprobe import start_torch_probe, take_prestarted
 
+    t0 = time.perf_counter()
     if isinstance(checks, str):
         checks = [checks]
     if timeout is None or timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds.")
+    # `import torch` is the slow part: every check but a --check selection needs it, so start
+    # it before importing the checks (the CLI may have started it already).
+    probe = take_prestarted(timeout)
+    if probe is None and not checks:
+        probe = start_torch_probe(timeout)
+    side = None
     try:
-        specs = checks_mod.select(list(checks) if checks else None)
-    except KeyError as exc:
-        raise _unknown_checks(list(exc.args[0])) from None
-    needed = checks_mod.needed_probes(specs)
-    t0 = time.perf_counter()
+        from dlcheck.env import checks as checks_mod
 
-    from dlcheck.env.torchprobe import start_torch_probe
-
-    # The child is the slow part: start it before anything else.
-    probe = start_torch_probe(timeout) if "torch" in needed else None
-    try:
+        try:
+            specs = checks_mod.select(list(checks) if checks else None)
+        except KeyError as exc:
+            raise _unknown_checks(list(exc.args[0])) from None
+        needed = checks_mod.needed_probes(specs)
+        if "torch" not in needed and probe is not None:
+            probe.kill()
+            probe = None
+        elif "torch" in needed and probe is None:
+            probe = start_torch_probe(timeout)
         nvml_box: dict[str, NvmlFacts] = {}
         nvml_thread = None
         if "nvml" in needed:
@@ -70,6 +79,10 @@ def run_env(
 
         python = probes.probe_python()  # cheap, and the header and comparable facts use it
         dists = probes.probe_dists(relevant=checks_mod.RELEVANT) if "dists" in needed else None
+        # Libraries that do not import torch are imported in a second child, in parallel with
+        # `import torch`, so they add nothing to the wall time; only when installed.
+        others = _installed_other_modules(dists) if probe is not None else ()
+        side = start_torch_probe(timeout, others, with_torch=False) if others else None
         toolkit = probes.probe_toolkit() if "toolkit" in needed else None
         jupyter = probes.probe_jupyter() if "jupyter" in needed else None
         host = probes.probe_host()  # cheap, and comparable_facts needs it
@@ -83,9 +96,13 @@ def run_env(
         torch_start = time.perf_counter()
         torch_facts: TorchFacts | None = probe.result() if probe is not None else None
         torch_wait = time.perf_counter() - torch_start
+        if side is not None and torch_facts is not None:
+            extra = side.module_results()
+            torch_facts = dataclasses.replace(torch_facts, modules=torch_facts.modules + extra)
     finally:
-        if probe is not None:
-            probe.kill()
+        for child in (probe, side):
+            if child is not None:
+                child.kill()
 
     facts = EnvFacts(
         python=python,
@@ -99,6 +116,7 @@ def run_env(
     )
     results = checks_mod.evaluate(facts, [s.id for s in specs])
     from dlcheck import __version__
+    from dlcheck.env.report import EnvReport, comparable_from_facts
 
     return EnvReport(
         checks=tuple(results),
@@ -111,6 +129,25 @@ def run_env(
             "torch_probe_s": round(torch_wait, 3),
         },
     )
+
+
+# distribution -> module imported for it in the torch-free child
+OTHER_DISTS = {
+    "transformers": "transformers",
+    "hydra-core": "hydra",
+    "tensorboard": "tensorboard",
+    "tensorboardx": "tensorboardX",
+    "ipykernel": "ipykernel",
+}
+
+
+def _installed_other_modules(dists: Any) -> tuple[str, ...]:
+    if dists is None:
+        return ()
+    mods = [mod for dist, mod in OTHER_DISTS.items() if dists.get(dist) is not None]
+    if dists.get("ipykernel") is not None:
+        mods.append("zmq")  # ipykernel needs pyzmq; a broken one is a known failure
+    return tuple(mods)
 
 
 def facts_document(facts: EnvFacts) -> dict[str, Any]:

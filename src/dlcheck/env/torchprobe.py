@@ -8,6 +8,7 @@ yet printed.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -17,12 +18,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from dlcheck.env.facts import ModuleImport, TorchFacts
+if TYPE_CHECKING:  # imported lazily: this module is on the CLI's start-up path
+    from collections.abc import Iterator
+
+    from dlcheck.env.facts import ModuleImport, TorchFacts
 
 MARK = "@@dlcheck-env@@ "
 
-# Modules imported after torch when installed: (module, needs torch).
+# Modules imported after torch when installed: (module, needs torch). Those that do not
+# import torch run in a second child, in parallel, when their distribution is installed.
 DOMAIN_MODULES: tuple[tuple[str, bool], ...] = (
     ("torchvision", True),
     ("torchaudio", True),
@@ -48,38 +54,40 @@ def cause(exc):
     return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
 def tb(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-t0 = time.perf_counter()
-try:
-    import torch
-except BaseException as exc:
-    emit({"kind": "torch", "ok": False, "error": cause(exc), "traceback": tb(exc),
-          "import_seconds": time.perf_counter() - t0})
-    torch = None
-if torch is not None:
-    d = {"kind": "torch", "ok": True, "import_seconds": time.perf_counter() - t0}
-    def grab(key, fn):
-        try:
-            d[key] = fn()
-        except BaseException as exc:
-            d[key + "_error"] = cause(exc)
-    grab("version", lambda: str(torch.__version__))
-    grab("file", lambda: torch.__file__)
-    grab("cuda", lambda: torch.version.cuda)
-    grab("hip", lambda: getattr(torch.version, "hip", None))
-    grab("cudnn", lambda: torch.backends.cudnn.version())
-    grab("cuda_available", lambda: bool(torch.cuda.is_available()))
-    grab("device_count", lambda: int(torch.cuda.device_count()))
-    grab("arch_list", lambda: list(torch.cuda.get_arch_list()))
-    if (torch.version.cuda or getattr(torch.version, "hip", None)) and not d.get("cuda_available"):
-        try:
-            torch.cuda.init()
-        except BaseException as exc:
-            d["cuda_init_error"] = cause(exc)
-    if torch.version.cuda:
-        grab("nccl", lambda: ".".join(str(x) for x in torch.cuda.nccl.version()))
-    grab("sharing_strategy", lambda: torch.multiprocessing.get_sharing_strategy())
-    grab("num_threads", lambda: torch.get_num_threads())
-    emit(d)
+if sys.argv[2:3] != ["--no-torch"]:
+    t0 = time.perf_counter()
+    try:
+        import torch
+    except BaseException as exc:
+        emit({"kind": "torch", "ok": False, "error": cause(exc), "traceback": tb(exc),
+              "import_seconds": time.perf_counter() - t0})
+        torch = None
+    if torch is not None:
+        d = {"kind": "torch", "ok": True, "import_seconds": time.perf_counter() - t0}
+        def grab(key, fn):
+            try:
+                d[key] = fn()
+            except BaseException as exc:
+                d[key + "_error"] = cause(exc)
+        grab("version", lambda: str(torch.__version__))
+        grab("file", lambda: torch.__file__)
+        grab("cuda", lambda: torch.version.cuda)
+        grab("hip", lambda: getattr(torch.version, "hip", None))
+        grab("cudnn", lambda: torch.backends.cudnn.version())
+        grab("cuda_available", lambda: bool(torch.cuda.is_available()))
+        grab("device_count", lambda: int(torch.cuda.device_count()))
+        grab("arch_list", lambda: list(torch.cuda.get_arch_list()))
+        gpu_build = torch.version.cuda or getattr(torch.version, "hip", None)
+        if gpu_build and not d.get("cuda_available"):
+            try:
+                torch.cuda.init()
+            except BaseException as exc:
+                d["cuda_init_error"] = cause(exc)
+        if torch.version.cuda:
+            grab("nccl", lambda: ".".join(str(x) for x in torch.cuda.nccl.version()))
+        grab("sharing_strategy", lambda: torch.multiprocessing.get_sharing_strategy())
+        grab("num_threads", lambda: torch.get_num_threads())
+        emit(d)
 import importlib.util
 for name in json.loads(sys.argv[1]):
     t1 = time.perf_counter()
@@ -125,25 +133,58 @@ class TorchProbe:
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(OSError):
+            try:
+                # Its own session: whatever torch's import started goes too.
                 os.killpg(self.proc.pid, signal.SIGKILL)
+            except (OSError, AttributeError):  # no process groups (Windows) or already gone
+                with contextlib.suppress(OSError):
+                    self.proc.kill()
             with contextlib.suppress(Exception):
                 self.proc.wait(timeout=5)
 
-    def result(self) -> TorchFacts:
-        if self.proc is None:
-            return TorchFacts(ran=True, ok=False, error=self.start_error)
+    def _wait(self) -> bool:
+        """Wait for the child within the timeout; True when it had to be killed for it."""
+        assert self.proc is not None
         timed_out = False
         try:
             self.proc.wait(timeout=max(0.0, self.timeout - (time.monotonic() - self.started)))
         except subprocess.TimeoutExpired:
             timed_out = True
-            self.kill()
         finally:
             # Never leave the child behind (Ctrl-C included).
             self.kill()
         for t in self._threads:
             t.join(timeout=2)
+        return timed_out
+
+    def module_results(self) -> tuple[ModuleImport, ...]:
+        """For a ``with_torch=False`` child: one record per module it was asked to import."""
+        from dlcheck.env.facts import ModuleImport
+
+        if self.proc is None:
+            return tuple(
+                ModuleImport(m, found=True, ok=False, error=self.start_error) for m in self.modules
+            )
+        timed_out = self._wait()
+        mods = list(parse_modules(self._lines))
+        seen = {m.module for m in mods}
+        why = (
+            f"import timed out after {self.timeout:g} s"
+            if timed_out
+            else f"import crashed the interpreter ({_signal_name(self.proc.returncode)})"
+        )
+        for name in self.modules:
+            if name not in seen:
+                mods.append(ModuleImport(name, found=True, ok=False, error=why))
+                break  # the one being imported when it stopped; the rest were never tried
+        return tuple(mods)
+
+    def result(self) -> TorchFacts:
+        from dlcheck.env.facts import TorchFacts
+
+        if self.proc is None:
+            return TorchFacts(ran=True, ok=False, error=self.start_error)
+        timed_out = self._wait()
         return parse_output(
             self._lines,
             returncode=self.proc.returncode,
@@ -160,26 +201,74 @@ def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
             sink.append(line)
 
 
+TORCH_MODULES = tuple(m for m, needs_torch in DOMAIN_MODULES if needs_torch)
+OTHER_MODULES = tuple(m for m, needs_torch in DOMAIN_MODULES if not needs_torch)
+
+
 def start_torch_probe(
-    timeout: float = 60.0, modules: tuple[str, ...] | None = None, python: str | None = None
+    timeout: float = 60.0,
+    modules: tuple[str, ...] | None = None,
+    python: str | None = None,
+    *,
+    with_torch: bool = True,
 ) -> TorchProbe:
-    """Start the child now; collect it later with ``.result()``."""
-    mods = tuple(m for m, _ in DOMAIN_MODULES) if modules is None else modules
+    """Start the child now; collect it later with ``.result()`` (or ``.module_results()``).
+
+    ``modules`` are imported after torch (default: the domain libraries that need torch);
+    ``with_torch=False`` imports only them.
+    """
+    mods = TORCH_MODULES if modules is None else modules
+    argv = [python or sys.executable, "-c", CHILD_SCRIPT, json.dumps(list(mods))]
+    if not with_torch:
+        argv.append("--no-torch")
     try:
         proc = subprocess.Popen(
-            [python or sys.executable, "-c", CHILD_SCRIPT, json.dumps(list(mods))],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             errors="replace",
-            start_new_session=True,  # so a timeout kills whatever torch's import started
+            start_new_session=os.name == "posix",  # a timeout kills what torch's import started
         )
     except OSError as exc:
         return TorchProbe(None, timeout, mods, start_error=f"could not start Python: {exc}")
     probe = TorchProbe(proc, timeout, mods)
     probe._pump()
+    return probe
+
+
+_PRESTARTED: TorchProbe | None = None
+
+
+def prestart_for_cli(argv: list[str]) -> None:
+    """Start the torch child while the CLI is still importing (``dlcheck env`` only).
+
+    Typer's import and parsing take a few hundred milliseconds; starting ``import torch``
+    before them takes that off the wall time. Only for a plain ``dlcheck env [--json|-v|...]``
+    run: never for --help, --list-checks or --check (which may not need torch at all).
+    """
+    global _PRESTARTED
+    if _PRESTARTED is not None or len(argv) < 2 or argv[1] != "env":
+        return
+    prog = os.path.basename(argv[0])
+    if prog not in {"dlcheck", "__main__.py"} or (
+        prog == "__main__.py" and os.path.basename(os.path.dirname(argv[0])) != "dlcheck"
+    ):
+        return
+    if any(a in {"-h", "--help", "--list-checks"} or a.startswith("--check") for a in argv[2:]):
+        return
+    _PRESTARTED = start_torch_probe()
+    atexit.register(_PRESTARTED.kill)  # a usage error must not leave it running
+
+
+def take_prestarted(timeout: float) -> TorchProbe | None:
+    """The child started by :func:`prestart_for_cli`, now owned by the caller."""
+    global _PRESTARTED
+    probe, _PRESTARTED = _PRESTARTED, None
+    if probe is not None:
+        probe.timeout = timeout
     return probe
 
 
@@ -192,6 +281,30 @@ def _signal_name(returncode: int | None) -> str | None:
         return f"signal {-returncode}"
 
 
+def _docs(lines: list[str]) -> Iterator[dict]:
+    for line in lines:
+        if line.startswith(MARK):
+            with contextlib.suppress(ValueError):
+                yield json.loads(line[len(MARK) :])
+
+
+def parse_modules(lines: list[str]) -> Iterator[ModuleImport]:
+    from dlcheck.env.facts import ModuleImport
+
+    for doc in _docs(lines):
+        if doc.get("kind") == "module":
+            yield ModuleImport(
+                module=doc["module"],
+                found=bool(doc.get("found")),
+                ok=bool(doc.get("ok")),
+                version=doc.get("version"),
+                file=doc.get("file"),
+                error=doc.get("error"),
+                traceback=doc.get("traceback"),
+                seconds=doc.get("seconds"),
+            )
+
+
 def parse_output(
     lines: list[str],
     *,
@@ -202,30 +315,10 @@ def parse_output(
     modules: tuple[str, ...] = (),
 ) -> TorchFacts:
     """TorchFacts from the child's marked lines and how it ended."""
-    torch_doc: dict | None = None
-    mods: list[ModuleImport] = []
-    for line in lines:
-        if not line.startswith(MARK):
-            continue
-        try:
-            doc = json.loads(line[len(MARK) :])
-        except ValueError:
-            continue
-        if doc.get("kind") == "torch":
-            torch_doc = doc
-        elif doc.get("kind") == "module":
-            mods.append(
-                ModuleImport(
-                    module=doc["module"],
-                    found=bool(doc.get("found")),
-                    ok=bool(doc.get("ok")),
-                    version=doc.get("version"),
-                    file=doc.get("file"),
-                    error=doc.get("error"),
-                    traceback=doc.get("traceback"),
-                    seconds=doc.get("seconds"),
-                )
-            )
+    from dlcheck.env.facts import ModuleImport, TorchFacts
+
+    torch_doc = next((d for d in _docs(lines) if d.get("kind") == "torch"), None)
+    mods = list(parse_modules(lines))
     tail = stderr[-4000:] or None
     sig = _signal_name(returncode)
     # Modules the child never reported on (it hung or crashed while importing them).

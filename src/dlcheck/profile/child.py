@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dlcheck.profile.failures import describe_collate_failure, explain_exception
@@ -328,6 +328,11 @@ def batch_len(batch: Any, auto_batched: bool, fallback: int) -> int:
     """Samples in one batch: the leading dimension of its first tensor (1 without batching)."""
     if not auto_batched:
         return 1
+    # Fast path for the common (tensor, ...) batch: this runs once per batch.
+    if type(batch) in (list, tuple) and batch:
+        shape = getattr(batch[0], "shape", None)
+        if shape is not None and len(shape) >= 1:
+            return int(shape[0])
     leaf = _first_leaf(batch)
     shape = getattr(leaf, "shape", None)
     if shape is not None and len(shape) >= 1:
@@ -363,16 +368,35 @@ def _steady_so_far(epoch: EpochTrace, setting: Setting) -> tuple[int, float]:
     return len(runs), sum(d for d, _ in runs)
 
 
+@contextlib.contextmanager
+def _heartbeat(send: Send, phase: str, every_s: float = 0.5) -> Iterator[None]:
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            send({"phase": phase})
+
+    send({"phase": phase})
+    t = threading.Thread(target=beat, daemon=True, name="dlcheck-heartbeat")
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
 def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     """Iterate one setting; return raw traces, peaks, GPU figures, or an error with the partials."""
     setting = Setting.from_dict(request["setting"]).normalised()
-    send({"phase": "load"})
-    obj = _load(request)
-    import torch
+    # Importing torch and the user's module can take seconds on a busy machine: keep the stall
+    # clock (meant for batches) from firing meanwhile. describe() already imported it once.
+    with _heartbeat(send, "load"):
+        obj = _load(request)
+        import torch
 
-    install_fetch_tags()
-    torch.set_num_threads(max(1, int(request.get("torch_threads", torch.get_num_threads()))))
-    loader = build_loader(obj, setting, request.get("shard"))
+        install_fetch_tags()
+        loader = build_loader(obj, setting, request.get("shard"))
     auto_batched = loader.batch_size is not None or loader.batch_sampler is not None
     fallback = loader.batch_size or 1
     plan = _Plan(request, setting)

@@ -109,6 +109,8 @@ class Steady:
     spans_depths: float | None = None  # steady batches / pipeline depth
     first_batch_s: float | None = None
     epoch_restart_s: float | None = None
+    # "steady": windows after the pipeline drained; "epoch": whole short epochs, start-up included
+    basis: str = "steady"
 
 
 @dataclass

@@ -91,6 +91,7 @@ class SweepSpace:
     baseline: Setting | None = None
     max_workers: int = MAX_WORKERS
     refine_rounds: int = 2
+    usable_cpus: int = 1
 
     def setting(self, w: int, bs: int | None, pin: bool, pf: int, persistent: bool) -> Setting:
         return Setting(w, bs, pin, pf, persistent, self.start_method).normalised()
@@ -129,7 +130,9 @@ def worker_sequence(max_workers: int = MAX_WORKERS) -> list[int]:
 
 
 def doubling_done(
-    rates: list[tuple[int, float | None, float | None]], need: float | None = None
+    rates: list[tuple[int, float | None, float | None]],
+    need: float | None = None,
+    usable_cpus: int = 1,
 ) -> bool:
     """Stop adding workers? ``rates``: (workers, samples/s or None if failed, noise) in order."""
     if need is not None and any(r is not None and r >= need for _, r, _ in rates):
@@ -146,8 +149,11 @@ def doubling_done(
         flat = 0 if rising else flat + 1
     if flat >= PATIENCE:
         return True
-    last = rates[-1][1] if rates else None
-    return flat >= 1 and (last is None or last < FAR_BELOW * best)
+    # One flat step suffices far below the best, but only once the cores are covered: a
+    # noisy dip at 2 workers must not end a CPU-bound search.
+    last_w, last, _ = rates[-1] if rates else (0, None, None)
+    covered = last_w >= 2 * usable_cpus
+    return flat >= 1 and covered and (last is None or last < FAR_BELOW * best)
 
 
 class AdaptivePlanner:
@@ -175,7 +181,7 @@ class AdaptivePlanner:
                 s = self._primary(w, bs)
                 e = est.get(s.key())
                 if e is None:
-                    if rates and doubling_done(rates, space.need):
+                    if rates and doubling_done(rates, space.need, space.usable_cpus):
                         break
                     return [(s, 0)]
                 rates.append((w, e.samples_per_s, e.rel_noise))

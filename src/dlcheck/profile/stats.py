@@ -91,17 +91,7 @@ def steady_stats(epochs: Iterable[EpochTrace], depth: int, num_workers: int) -> 
     restarts = [e.times_s[0] - e.started_s for e in epochs[1:] if e.times_s]
     restart = median(restarts) if restarts else None
     if not flat:
-        return Steady(
-            samples_per_s=None,
-            batches_per_s=None,
-            spread=None,
-            rel_noise=None,
-            windows=0,
-            steady_batches=0,
-            steady_s=0.0,
-            first_batch_s=first,
-            epoch_restart_s=restart,
-        )
+        return _epoch_rates(epochs, first, restart)
     steady_s = sum(d for d, _ in flat)
     n_samples = sum(n for _, n in flat)
     overall = n_samples / steady_s if steady_s > 0 else None
@@ -128,6 +118,41 @@ def steady_stats(epochs: Iterable[EpochTrace], depth: int, num_workers: int) -> 
         spans_depths=len(flat) / depth if depth else None,
         first_batch_s=first,
         epoch_restart_s=restart,
+    )
+
+
+def _epoch_rates(epochs: list[EpochTrace], first: float | None, restart: float | None) -> Steady:
+    """Epochs too short to drain the pipeline: the rate per whole epoch, start-up included.
+
+    The first epoch is left out when there are others (it pays for the initial start-up that
+    later epochs only pay with non-persistent workers, which the restart figure shows).
+    """
+    done = [e for e in epochs if e.complete and e.times_s]
+    use = done[1:] if len(done) > 1 else done
+    rates = [
+        sum(e.samples) / (e.times_s[-1] - e.started_s) for e in use if e.times_s[-1] > e.started_s
+    ]
+    if not rates:
+        return Steady(
+            None, None, None, None, 0, 0, 0.0, first_batch_s=first, epoch_restart_s=restart
+        )
+    rate = median(rates)
+    noise = None
+    if len(rates) >= 3:
+        noise = _MEDIAN_SE * _MAD_TO_SD * mad(rates) / rate / math.sqrt(len(rates))
+    batches = sum(len(e.times_s) for e in use)
+    samples = sum(sum(e.samples) for e in use)
+    return Steady(
+        samples_per_s=rate,
+        batches_per_s=rate * batches / samples if samples else None,
+        spread=(min(rates), max(rates)),
+        rel_noise=noise,
+        windows=len(rates),
+        steady_batches=0,
+        steady_s=0.0,
+        first_batch_s=first,
+        epoch_restart_s=restart,
+        basis="epoch",
     )
 
 

@@ -86,8 +86,11 @@ def result_from_value(
     stats = steady_stats(epochs, setting.depth, setting.num_workers) if epochs else None
     err = value.get("error")
     notes = list(value.get("notes", []))
-    if stats is not None and stats.samples_per_s is None and not err:
-        notes.append("epochs too short for a steady state after the pipeline drains")
+    if stats is not None and stats.basis == "epoch" and stats.samples_per_s and not err:
+        notes.append(
+            f"epochs ({len(epochs[0].times_s)} batches) are shorter than the pipeline "
+            f"({setting.depth or 1} batches in flight): rate per whole epoch, start-up included"
+        )
     elif stats is not None and setting.depth and (stats.spans_depths or 0) < 3 and not err:
         notes.append(
             f"steady window spans {stats.spans_depths or 0:.1f} pipeline depths (< 3): "
