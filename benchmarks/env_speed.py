@@ -42,6 +42,13 @@ def time_once(cmd: list[str]) -> float:
     return elapsed
 
 
+def load() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def measure(rounds: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for cmd in COMMANDS.values():  # warm the page cache once; not recorded
@@ -66,7 +73,7 @@ def torch_version() -> str:
     return out.stdout.strip() or "?"
 
 
-def table(samples: dict[str, list[float]], rounds: int) -> str:
+def table(samples: dict[str, list[float]], rounds: int, loads: tuple[str, str]) -> str:
     base = statistics.median(samples[BASELINE])
     cpus = os.cpu_count()
     try:
@@ -77,7 +84,9 @@ def table(samples: dict[str, list[float]], rounds: int) -> str:
         f"Measured {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on "
         f"{platform.machine()} Linux, {cpus} CPUs ({usable} usable), Python "
         f"{platform.python_version()}, torch {torch_version()}; {rounds} interleaved rounds "
-        "after one warm-up run each; wall time of the whole process.",
+        "after one warm-up run each; wall time of the whole process. Load average (1/5/15 min) "
+        f"{loads[0]} before, {loads[1]} after (other work on the machine inflates both "
+        "numbers; the ratios are measured side by side).",
         "",
         "| command | median (s) | min (s) | max (s) | ratio to `import torch` |",
         "|---|---:|---:|---:|---:|",
@@ -117,8 +126,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    before = load()
     samples = measure(args.rounds)
-    text = table(samples, args.rounds)
+    text = table(samples, args.rounds, (before, load()))
     print(text)
     if not args.no_write:
         write_section(text)

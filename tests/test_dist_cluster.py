@@ -200,4 +200,13 @@ def test_merge_checks_same_status_different_summaries() -> None:
     ]
     (merged,) = merge_checks(reports)
     assert merged["status"] == "fail"
-    assert merged["summary"] == "64 MB (rank 0, worst of ranks 0, 1)"
+    assert merged["summary"] == "64 MB (rank 0; fail on ranks 0, 1)"
+
+
+def test_merge_checks_passing_with_different_wording_is_left_alone() -> None:
+    reports = [
+        {"rank": 0, "checks": [_check("torch.import", "pass", "import torch in 1.2 s")]},
+        {"rank": 1, "checks": [_check("torch.import", "pass", "import torch in 1.9 s")]},
+    ]
+    (merged,) = merge_checks(reports)
+    assert merged["summary"] == "import torch in 1.2 s" and merged["ranks"] == {"pass": [0, 1]}

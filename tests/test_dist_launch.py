@@ -124,6 +124,8 @@ def test_slurm_respects_master_variables_and_job_nodelist() -> None:
 def test_slurm_batch_script_itself_is_one_process() -> None:
     batch = {k: v for k, v in SRUN.items() if not k.startswith("SLURM_STEP")}
     assert detect_launch(batch) is None
+    for step in ("batch", "4294967294", "extern"):
+        assert detect_launch({**batch, "SLURM_STEP_ID": step, "SLURM_PROCID": "0"}) is None
 
 
 def test_torchrun_inside_srun_is_read_as_torchrun() -> None:

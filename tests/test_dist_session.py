@@ -133,7 +133,8 @@ def scenarios() -> Iterator[dict[str, Future]]:
     does not test one, so a loaded machine cannot turn a slow start into a false failure."""
     pool = ThreadPoolExecutor(max_workers=8)
     futures: dict[str, Future] = {
-        "ok": pool.submit(launch, "ok", ulimit_rank=1),
+        # Rank 1 works 5 s, longer than the 3 s timeout: its heartbeat must keep it in.
+        "ok": pool.submit(launch, "ok", ulimit_rank=1, timeout=3, start_timeout=120),
         "raise": pool.submit(launch, "raise"),
         "kill": pool.submit(launch, "kill"),
         "interrupt": pool.submit(launch, "interrupt"),

@@ -360,3 +360,9 @@ def test_fingerprint_distinguishes_structure_and_bytes() -> None:
     assert fingerprint(np.arange(3)) != fingerprint(np.arange(3).astype(np.int32))
     probs = sample_problems({"x": torch.tensor([float("nan"), float("inf")]), "y": None})
     assert probs == ["['x'] has 1 NaN", "['x'] has 1 Inf", "['y'] is None"]
+
+
+def test_worker_death_escaping_a_probe_is_a_fail_not_a_crash() -> None:
+    msg = "RuntimeError: DataLoader worker (pid 12) is killed by signal: Killed."
+    f = J.judge_failure("shared_rng", {"timed_out": False, "returncode": 3, "message": msg}, 5)
+    assert f.status is Status.FAIL and "worker died" in f.message

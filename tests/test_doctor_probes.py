@@ -19,7 +19,7 @@ from dlcheck.records import Status
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from doctor_data import (  # noqa: E402
+from doctor_data import (
     clean_arrow,
     clean_h5py,
     clean_images,
@@ -77,8 +77,9 @@ def test_shared_rng_fails_naming_the_generator() -> None:
 
 
 def test_spawn_safety_names_the_lambda() -> None:
-    f = finding(doctor(planted_spawn.dataset, "spawn_safety"), "spawn_safety")
-    assert f.status is Status.WARN
+    report = doctor(planted_spawn.dataset, "spawn_safety")
+    f = finding(report, "spawn_safety")
+    assert f.status is Status.WARN and report.exit_code == 0
     assert "`dataset.f` → `WithLambda.__init__.<locals>.<lambda>`" in f.message
     assert "spawn/forkserver" in f.message
 
@@ -177,7 +178,7 @@ def test_cuda_initialised_before_fork_fails(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_shard_audit_worker_only_iterable_fails_naming_ranks() -> None:
     report = doctor(planted_duplicates.worker_only, "duplicates", world_size=2)
-    f = [x for x in report.by_probe("duplicates") if "ranks" in x.title][0]
+    f = next(x for x in report.by_probe("duplicates") if "ranks" in x.title)
     assert f.status is Status.FAIL and "rank" in f.message
     assert "torch.distributed.get_rank()" in (f.fix or "")
     assert "get_worker_info()" in (f.fix or "")

@@ -324,6 +324,11 @@ def test_torch_import_timeout_and_missing_torch() -> None:
         "torch.import",
     )
     assert "pytorch.org" in missing.fix
+    source_tree = one(
+        healthy(torch=torch(ok=False, error="ModuleNotFoundError: No module named 'torch._C'")),
+        "torch.import",
+    )
+    assert "source tree" in source_tree.fix
 
 
 # ---------------------------------------------------------------- libraries

@@ -36,6 +36,8 @@ def facts() -> dict:
 def work(scenario: str, rank: int) -> dict:
     if scenario == "raise" and rank == 1:
         raise ValueError(f"cannot decode sample 37 on rank {rank}")
+    if scenario == "ok" and rank == 1:
+        time.sleep(5)  # busy for longer than the 3 s timeout, but its heartbeat goes on
     if scenario == "interrupt" and rank == 1:
         raise KeyboardInterrupt  # Ctrl-C on one rank
     if scenario == "kill" and rank == 1:

@@ -1,1 +1,1 @@
-"""Datasets for the doctor tests: clean ones (no probe may fail) and one planted defect per probe."""
+"""Doctor test datasets: clean ones (no probe may fail) and one planted defect per probe."""

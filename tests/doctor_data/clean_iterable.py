@@ -17,7 +17,7 @@ class MultiProcessIterableDataset(IterableDataset):
         if worker_info is None:
             iter_start, iter_end = 0, len(self.data)
         else:
-            per_worker = int(math.ceil(len(self.data) / float(worker_info.num_workers)))
+            per_worker = math.ceil(len(self.data) / float(worker_info.num_workers))
             iter_start = worker_info.id * per_worker
             iter_end = min(iter_start + per_worker, len(self.data))
         return iter(self.data[iter_start:iter_end])

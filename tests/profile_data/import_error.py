@@ -1,4 +1,4 @@
-import torch  # noqa: F401
 import not_a_real_module_dlcheck  # noqa: F401
+import torch  # noqa: F401
 
 dataset = None

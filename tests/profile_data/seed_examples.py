@@ -115,7 +115,7 @@ class MultiProcessIterableDataset(IterableDataset):
             iter_start = 0
             iter_end = len(self.data)
         else:
-            per_worker = int(math.ceil(len(self.data) / float(worker_info.num_workers)))
+            per_worker = int(math.ceil(len(self.data) / float(worker_info.num_workers)))  # noqa: RUF046 - seed code, verbatim
             worker_id = worker_info.id
             iter_start = worker_id * per_worker
             iter_end = min(iter_start + per_worker, len(self.data))

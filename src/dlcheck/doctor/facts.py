@@ -312,6 +312,21 @@ def spread_indices(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
+class DieWithParent:
+    """worker_init_fn wrapper: the worker is SIGKILLed when its probe process dies, even while
+    it is stuck in the user's __getitem__ (torch's watchdog only checks between samples)."""
+
+    def __init__(self, user_fn: Callable[[int], Any] | None):
+        self.user_fn = user_fn
+
+    def __call__(self, worker_id: int) -> None:
+        from dlcheck.proc import _set_parent_death_signal
+
+        _set_parent_death_signal()
+        if self.user_fn is not None:
+            self.user_fn(worker_id)
+
+
 def build_loader(ctx: ProbeContext, dataset: Any, **kw: Any) -> Any:
     """A DataLoader over ``dataset`` with the target loader's worker settings."""
     from torch.utils.data import DataLoader
@@ -319,10 +334,11 @@ def build_loader(ctx: ProbeContext, dataset: Any, **kw: Any) -> Any:
     loader = ctx.loader
     num_workers = kw.pop("num_workers", ctx.workers)
     opts: dict[str, Any] = {"num_workers": num_workers}
-    if loader is not None:
-        opts["worker_init_fn"] = loader.worker_init_fn
-        if loader.multiprocessing_context is not None and num_workers > 0:
-            opts["multiprocessing_context"] = loader.multiprocessing_context
+    user_init = loader.worker_init_fn if loader is not None else None
+    if num_workers > 0:
+        opts["worker_init_fn"] = DieWithParent(user_init)
+    if loader is not None and loader.multiprocessing_context is not None and num_workers > 0:
+        opts["multiprocessing_context"] = loader.multiprocessing_context
     if num_workers > 0:
         opts["timeout"] = kw.pop("timeout", max(1.0, ctx.timeout * 0.8))
     else:
@@ -352,6 +368,12 @@ def keep_iter(iterable: Any) -> Any:
 
 def reap_workers() -> None:
     """Kill the DataLoader workers our probes started (they hold the result pipe open)."""
+    import signal
+
+    # torch's SIGCHLD handler raises in the main thread when a worker dies: once the probe
+    # has its facts, that exception could land anywhere (even mid-way through reporting).
+    with contextlib.suppress(Exception):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for it in _KEEP_ALIVE:
         for w in getattr(it, "_workers", None) or ():
             with contextlib.suppress(Exception):
@@ -933,6 +955,9 @@ def collect_duplicates(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     return {
         "style": "iterable",
         "workers": ctx.workers,
+        # Under --world-size the stream is this rank's shard, whose content may depend on
+        # the worker count by design; coverage across ranks is the shard audit's job.
+        "world_size": int(os.environ.get("WORLD_SIZE", "1") or 1),
         "zero": zero,
         "zero_complete": zero_complete,
         "zero_error": zero_err,
@@ -1000,9 +1025,12 @@ def _rng_attributes(ctx: ProbeContext) -> list[dict[str, str]]:
         elif np_mod is not None and isinstance(obj, np_mod.random.RandomState):
             if obj is not getattr(np_mod.random.mtrand, "_rand", None):
                 kind = "numpy.random.RandomState"
-        elif torch_mod is not None and isinstance(obj, torch_mod.Generator):
-            if obj is not torch_mod.default_generator:
-                kind = "torch.Generator"
+        elif (
+            torch_mod is not None
+            and isinstance(obj, torch_mod.Generator)
+            and obj is not torch_mod.default_generator
+        ):
+            kind = "torch.Generator"
         if kind:
             found.append({"path": path, "type": kind})
     return found
@@ -1070,7 +1098,9 @@ def collect_memory_growth(ctx: ProbeContext, send: Send) -> dict[str, Any]:
             # Never copy the container: that would touch (and un-share) every item before
             # the measurement below.
             source = obj.values() if isinstance(obj, dict) else obj
-            items = list(obj.ravel()[:200]) if _is_array(obj) else list(itertools.islice(source, 200))
+            items = (
+                list(obj.ravel()[:200]) if _is_array(obj) else list(itertools.islice(source, 200))
+            )
             per_item = sum(sys.getsizeof(x) for x in items) / max(1, len(items))
             est = int(sys.getsizeof(obj) + per_item * n)
             containers.append(
@@ -1151,7 +1181,9 @@ def busy_threads(min_cpu_s: float = 0.02) -> int | None:
     import psutil
 
     try:
-        return sum(1 for t in psutil.Process().threads() if t.user_time + t.system_time >= min_cpu_s)
+        return sum(
+            1 for t in psutil.Process().threads() if t.user_time + t.system_time >= min_cpu_s
+        )
     except Exception:
         return None
 
@@ -1246,6 +1278,7 @@ def batch_fingerprints(ctx: ProbeContext, num_workers: int, k: int = 4) -> dict[
         dl = build_loader(
             ctx, ctx.dataset, num_workers=num_workers, batch_size=None if ctx.iterable else 8
         )
+
     def batches() -> Iterator[str]:  # lazy: starting the workers may raise too
         for b in keep_iter(dl):
             yield fingerprint(b)

@@ -73,10 +73,15 @@ def judge_failure(probe: str, failure: Facts, timeout: float) -> Finding:
             fix="Fetch the failing index in a plain Python shell under `python -X faulthandler` "
             "to see where it dies; check `dmesg` for the OOM killer.",
         )
+    message = str(failure.get("message") or "")
+    if "DataLoader worker" in message and (
+        "exited unexpectedly" in message or "killed by signal" in message
+    ):
+        return _loader_error_finding(probe, message, "the probe ran")
     return _finding(
         probe,
         Status.ERROR,
-        f"The probe itself crashed: {failure.get('message')}",
+        f"The probe itself crashed: {message}",
         evidence=evidence,
         evidence_text=[line for line in (failure.get("detail") or "").splitlines()[-6:] if line],
         fix="This may be a dlcheck bug; run with -v and report it with the traceback.",
@@ -202,7 +207,7 @@ def judge_duplicates(f: Facts) -> list[Finding]:
                 "info.id` (or split the file list by `info.id`).",
             )
         ]
-    if f.get("zero_complete") and f.get("many_complete") and zero:
+    if f.get("zero_complete") and f.get("many_complete") and zero and f.get("world_size", 1) <= 1:
         overlap = sum((c0 & cn).values()) / max(1, len(zero))
         evidence["overlap"] = round(overlap, 3)
         missing = sum((c0 - cn).values())

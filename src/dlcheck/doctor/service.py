@@ -126,7 +126,8 @@ def run_doctor(
             second_run()
     except KeyboardInterrupt:
         if thread is not None:
-            thread.join(timeout=5)
+            _kill_children("dlcheck.doctor.child:determinism_entry")
+            thread.join(timeout=10)
         raise
 
     info_ev = next((e for e in events if e.get("kind") == "target"), None)
@@ -145,6 +146,24 @@ def run_doctor(
         duration_s=time.monotonic() - started,
         strict=strict,
     )
+
+
+def _kill_children(marker: str) -> None:
+    """Kill the process group of our child whose command line names ``marker``.
+
+    The background run_child then sees its child end and cleans up (/dev/shm included).
+    """
+    import contextlib
+    import os
+    import signal
+
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error, OSError):
+                if marker in " ".join(child.cmdline()):
+                    os.killpg(child.pid, signal.SIGKILL)
 
 
 def _raise_load_failure(outcome: Any, raw: str) -> None:

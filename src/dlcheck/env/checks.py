@@ -359,6 +359,11 @@ def _requirements(f: EnvFacts) -> Verdict:
 
 _IMPORT_FIXES: tuple[tuple[str, str], ...] = (
     (
+        r"No module named 'torch\._C'",
+        "A `torch/` directory without the compiled extension shadows the install — usually the "
+        "PyTorch source tree in the current directory: run from another directory.",
+    ),
+    (
         r"No module named 'torch'$",
         f"Install PyTorch with the command for your platform from {PYTORCH_INSTALL}.",
     ),
@@ -410,12 +415,14 @@ def _torch_import(f: EnvFacts) -> Verdict:
             file=t.file,
             import_seconds=round(t.import_seconds or 0, 3),
         )
+    where = f" ({os.path.dirname(t.file)})" if t.file else ""
     return V(
         Status.FAIL,
-        f"import torch failed: {t.error}",
+        f"import torch{where} failed: {t.error}",
         import_fix(t.error, t.timed_out),
         detail=t.traceback or t.stderr_tail,
         error=t.error,
+        file=t.file,
         timed_out=t.timed_out,
     )
 

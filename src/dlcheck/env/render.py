@@ -49,7 +49,6 @@ def render_checks(
     grid.add_column(ratio=1, overflow="fold")
     if verbose:  # ids are what --check takes; the default view stays narrow
         grid.add_column(no_wrap=True, justify="right")
-    first = True
     for group in group_order:
         items = [c for c in checks if c.group == group]
         if not items:
@@ -60,7 +59,6 @@ def render_checks(
             Text(GROUPS.get(group, group), style="bold"),
             *([""] if verbose else []),
         )
-        first = False
         for c in items if verbose else _collapse_skips(items):
             body = Text(c.summary, style="dim" if c.status is Status.SKIP else "")
             if c.fix and (c.status in _PROBLEM or (c.status is Status.INFO and verbose)):
@@ -76,7 +74,6 @@ def render_checks(
                 body,
                 *([Text(c.id, style="dim")] if verbose else []),
             )
-    del first
     console.print(grid)
     statuses = [c.status for c in checks]
     console.print()

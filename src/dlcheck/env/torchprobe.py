@@ -59,8 +59,13 @@ if sys.argv[2:3] != ["--no-torch"]:
     try:
         import torch
     except BaseException as exc:
+        try:
+            import importlib.util
+            origin = importlib.util.find_spec("torch").origin
+        except BaseException:
+            origin = None
         emit({"kind": "torch", "ok": False, "error": cause(exc), "traceback": tb(exc),
-              "import_seconds": time.perf_counter() - t0})
+              "import_seconds": time.perf_counter() - t0, "file": origin})
         torch = None
     if torch is not None:
         d = {"kind": "torch", "ok": True, "import_seconds": time.perf_counter() - t0}
@@ -202,7 +207,6 @@ def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
 
 
 TORCH_MODULES = tuple(m for m, needs_torch in DOMAIN_MODULES if needs_torch)
-OTHER_MODULES = tuple(m for m, needs_torch in DOMAIN_MODULES if not needs_torch)
 
 
 def start_torch_probe(
@@ -345,6 +349,7 @@ def parse_output(
         return TorchFacts(
             ran=True,
             ok=False,
+            file=torch_doc.get("file"),
             error=torch_doc.get("error"),
             traceback=torch_doc.get("traceback"),
             import_seconds=torch_doc.get("import_seconds"),

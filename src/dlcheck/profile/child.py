@@ -419,6 +419,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     first_at: float | None = None
     stop = False
     skip = 1 + warmup_batches(setting.depth)
+    iterator: Any = None
     try:
         while not stop:
             started = time.perf_counter() - t0
@@ -475,7 +476,6 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                 send({"phase": "epoch", "epoch": len(epochs)})
                 if plan.done(done_batches, done_s, now - first_at):
                     stop = True
-            del iterator
     except _Empty:
         error = {
             "kind": "empty",
@@ -486,6 +486,13 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     except Exception as exc:
         text = "".join(traceback.format_exception_only(type(exc), exc))
         failure = explain_exception(type(exc).__name__, text, num_workers=setting.num_workers)
+        if failure.kind == "worker_died":
+            # DataLoader only says "exited unexpectedly": ask the dead workers how they ended.
+            dead = _dead_workers(iterator)
+            if dead:
+                failure = explain_exception(
+                    type(exc).__name__, dead, num_workers=setting.num_workers
+                )
         error = {
             "kind": failure.kind,
             "message": failure.message,
@@ -518,6 +525,30 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     if request.get("gpu"):
         result["gpu"] = _gpu_figures(gpu, h2d_ms, h2d_bytes, setting.pin_memory)
     return result
+
+
+def _dead_workers(iterator: Any) -> str:
+    """DataLoader-style lines for workers that died, with their exit code or signal."""
+    import signal
+
+    lines = []
+    for w in getattr(iterator, "_workers", None) or []:
+        code = None
+        with contextlib.suppress(Exception):
+            code = w.exitcode
+        if code is None or code == 0:
+            continue
+        if code < 0:
+            try:
+                desc = signal.strsignal(-code) or f"signal {-code}"
+            except ValueError:
+                desc = f"signal {-code}"
+            lines.append(f"DataLoader worker (pid {w.pid}) is killed by signal: {desc}.")
+        else:
+            lines.append(
+                f"DataLoader worker (pid {w.pid}) exited unexpectedly with exit code {code}."
+            )
+    return "\n".join(lines)
 
 
 class _Empty(Exception):

@@ -133,9 +133,12 @@ def profile_command(
 
             emit_json(report.to_json())
         else:
+            import sys
+
             from dlcheck.output import console
 
-            con = console()
+            # Piped output (CI logs, files) gets a wide table instead of truncated columns.
+            con = console(width=None if sys.stdout.isatty() else 160)
             con.print(report)
             if verbose:
                 for r in report.failed:

@@ -197,47 +197,56 @@ def _gpu_cell(r: SettingResult) -> str:
 def results_table(report: ProfileReport, batch_size: int | None) -> Any:
     from rich.table import Table
 
-    from dlcheck.profile.search import estimates
-
     rows = [r for r in report.results if r.setting.batch_size == batch_size]
     rec = next((x for x in report.recommendations if x.batch_size == batch_size), None)
     ok = [r for r in rows if r.ok and r.samples_per_s]
     best = max(ok, key=lambda r: r.samples_per_s or 0.0) if ok else None
-    est = estimates(rows)
     title = f"batch size {batch_size}" if batch_size is not None else "the loader's own batching"
+    with_workers = [r.setting for r in rows if r.setting.num_workers]
+    varies = {
+        "pin": len({r.setting.pin_memory for r in rows}) > 1,
+        "prefetch": len({s.prefetch_factor for s in with_workers}) > 1,
+        "persist": len({s.persistent_workers for s in with_workers}) > 1,
+    }
+    fixed = []
+    if not varies["pin"] and rows:
+        fixed.append(f"pin_memory={rows[0].setting.pin_memory}")
+    if not varies["prefetch"] and with_workers:
+        fixed.append(f"prefetch_factor={with_workers[0].prefetch_factor}")
+    if not varies["persist"] and with_workers:
+        fixed.append(f"persistent_workers={with_workers[0].persistent_workers}")
+    if fixed:
+        title += " · " + ", ".join(fixed)
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for name, just in (
-        ("", "left"),
-        ("workers", "right"),
-        ("pin", "center"),
-        ("prefetch", "right"),
-        ("persist", "center"),
-        ("samples/s", "right"),
-        ("noise", "right"),
-        ("batches/s", "right"),
-        ("1st batch", "right"),
-        ("p50/p95/p99 ms", "right"),
-        ("stalls", "right"),
-        ("USS/PSS MB", "right"),
-        ("shm MB", "right"),
-        ("restart", "right"),
-        ("H2D", "right"),
-    ):
-        t.add_column(name, justify=just, no_wrap=name != "")  # type: ignore[arg-type]
+    columns = [
+        ("", "left", True),
+        ("workers", "right", True),
+        ("pin", "center", varies["pin"]),
+        ("prefetch", "right", varies["prefetch"]),
+        ("persist", "center", varies["persist"]),
+        ("samples/s", "right", True),
+        ("noise", "right", True),
+        ("batches/s", "right", True),
+        ("1st batch", "right", True),
+        ("p50/p95/p99 ms", "right", True),
+        ("stalls", "right", True),
+        ("USS/PSS MB", "right", True),
+        ("shm MB", "right", True),
+        ("restart", "right", True),
+        ("H2D", "right", True),
+    ]
+    for name, just, shown in columns:
+        if shown:
+            t.add_column(name, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
-        s, st = r.setting, r.stats
+        s, st = r.setting, (r.stats if r.ok else None)
         mark = ""
         style = None
         if (
             rec
             and r.ok
             and (s.num_workers, s.pin_memory, s.prefetch_factor, s.persistent_workers)
-            == (
-                rec.num_workers,
-                rec.pin_memory,
-                rec.prefetch_factor,
-                rec.persistent_workers,
-            )
+            == (rec.num_workers, rec.pin_memory, rec.prefetch_factor, rec.persistent_workers)
         ):
             mark = "→"
         if r is best:
@@ -247,10 +256,9 @@ def results_table(report: ProfileReport, batch_size: int | None) -> Any:
         if r.baseline:
             mark += " yours"
         if r.round:
-            mark += f" (repeat {r.round})"
-        pooled = est.get(s.key())
+            mark += f" repeat {r.round}"
         lat = st.latency_ms if st else {}
-        t.add_row(
+        cells = [
             mark.strip(),
             str(s.num_workers),
             "✓" if s.pin_memory else "",
@@ -266,9 +274,10 @@ def results_table(report: ProfileReport, batch_size: int | None) -> Any:
             _mb(r.peak_shm_bytes),
             f"{st.epoch_restart_s:.2f}s" if st and st.epoch_restart_s is not None else "-",
             _gpu_cell(r),
-            style=style,
+        ]
+        t.add_row(
+            *[c for c, (_, _, shown) in zip(cells, columns, strict=True) if shown], style=style
         )
-        del pooled
     return t
 
 

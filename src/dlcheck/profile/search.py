@@ -10,11 +10,12 @@ the cheapest setting that meets it.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from dlcheck.profile.records import Recommendation, Setting, SettingResult
-from dlcheck.profile.stats import is_significant, is_uncertain, steady_stats
+from dlcheck.profile.stats import is_significant, is_uncertain, median, steady_stats
 
 #: Doubling sequence of the adaptive worker search.
 MAX_WORKERS = 64
@@ -54,6 +55,10 @@ def estimates(results: list[SettingResult]) -> dict[tuple[object, ...], Estimate
             s = rs[0].setting
             pooled = steady_stats([e for r in good for e in r.epochs], s.depth, s.num_workers)
             rate, noise = pooled.samples_per_s, pooled.rel_noise
+            if rate is None:  # no raw traces to pool (or too short): combine the figures
+                rate = median([r.stats.samples_per_s for r in good])  # type: ignore[misc,union-attr]
+                noises = [r.stats.rel_noise for r in good if r.stats.rel_noise is not None]  # type: ignore[union-attr]
+                noise = median(noises) / math.sqrt(len(good)) if noises else None
         uss = max((r.peak_uss_bytes or 0 for r in good), default=0) or None
         out[key] = Estimate(rs[0].setting, tuple(rs), rate, noise, uss)
     return out

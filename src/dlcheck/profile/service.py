@@ -227,6 +227,7 @@ def _flags(value: str | None, default: list[bool]) -> list[bool]:
 def build_space(opts: ProfileOptions, shape: LoaderShape) -> tuple[SweepSpace, list[str]]:
     """What to sweep, from the options and the loader's own settings (plus notes to show)."""
     from dlcheck.host import usable_cpus
+
     notes = []
     if shape.own_batching is not None:
         sizes: list[int | None] = [None]

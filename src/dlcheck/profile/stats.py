@@ -73,7 +73,8 @@ def _windows(runs: list[list[tuple[float, int]]], num_workers: int) -> list[floa
     for run in runs:
         chunks = [run[i : i + size] for i in range(0, len(run), size)]
         if len(chunks) > 1 and len(chunks[-1]) < size / 2:
-            chunks[-2] = chunks[-2] + chunks.pop()
+            tail = chunks.pop()
+            chunks[-1] = chunks[-1] + tail
         for chunk in chunks:
             dt = sum(d for d, _ in chunk)
             if dt > 0 and len(chunk) >= min(size, 4) / 2:

@@ -160,9 +160,22 @@ def outcome_to_result(
         )
     where = f"num_workers={setting.num_workers}"
     if outcome.stalled:
-        last = outcome.events[-1] if outcome.events else {}
-        got = int(last.get("batches", 0) or 0)
-        phase = "before the first batch" if got == 0 else f"after {got} batches"
+        batch_events = [e for e in outcome.events if e.get("phase") == "batch"]
+        phases = [e.get("phase") for e in outcome.events]
+        if not batch_events:
+            phase = (
+                "while starting"
+                if "batch" not in phases and "load" in phases[-1:]
+                else "before the first batch"
+            )
+        else:
+            last = batch_events[-1]
+            got = int(last.get("batches", 0) or 0)
+            epoch = int(last.get("epoch", 0) or 0)
+            if phases[-1] == "epoch":
+                phase = f"starting epoch {epoch + 2} (workers restarting)"
+            else:
+                phase = f"after {got} batches" + (f" of epoch {epoch + 1}" if epoch else "")
         return failed_result(
             setting,
             "stall",
