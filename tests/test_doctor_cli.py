@@ -135,6 +135,8 @@ def test_user_code_error_exit_1_traceback_only_with_verbose() -> None:
     assert "Traceback" not in out.stderr and out.stdout == ""
     verbose, _ = run("doctor_data.planted_failures:broken_factory", "-v")
     assert "Traceback" in verbose.stderr
+    # -v also lets the user's own output through (the module prints at import).
+    assert "user code says hello on stdout" in verbose.stderr and verbose.stdout == ""
 
 
 def test_hanging_dataset_is_bounded_and_reported() -> None:
@@ -154,6 +156,7 @@ def test_worker_killing_dataset_is_reported_and_bounded() -> None:
         "doctor_data.planted_failures:kills_worker", "-p", "threads", "--timeout", "20", "--json"
     )
     assert out.returncode == 1
+    assert "hello" not in out.stdout  # the user's print at import never reaches the JSON
     f = findings(json.loads(out.stdout), "threads")[0]
     assert f["status"] == "fail" and "worker died" in f["message"], f
     assert wall < 60

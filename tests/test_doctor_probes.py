@@ -100,6 +100,12 @@ def test_fork_safety_flags_handles_opened_in_init(factory: Any, kind: str) -> No
     assert kind in f.message and "lazily" in (f.fix or "")
 
 
+def test_fork_safety_flags_sqlite_and_open_file() -> None:
+    f = finding(doctor(planted_fork.EagerSqliteAndFile(), "fork_safety"), "fork_safety")
+    assert f.status is Status.WARN
+    assert {h["path"] for h in f.evidence["handles"]} == {"dataset.db", "dataset.index"}
+
+
 def test_fork_safety_lazy_lmdb_passes() -> None:
     report = doctor(planted_fork.lazy_lmdb(), "fork_safety", "spawn_safety", "corrupt_samples")
     assert all(f.status is Status.PASS for f in report.findings), report.findings

@@ -259,6 +259,14 @@ def test_two_torch_installs_named_with_versions_and_locations() -> None:
     assert one(healthy(dists=same), "integrity.duplicates").status is Status.WARN
 
 
+def test_local_version_suffix_is_not_a_mismatch() -> None:
+    # download.pytorch.org wheels: metadata "2.11.0", torch.__version__ "2.11.0+cu130".
+    d = dists()
+    plain = dataclasses.replace(d.dists[0], version="2.5.1")
+    facts = healthy(dists=dataclasses.replace(d, dists=(plain, *d.dists[1:])))
+    assert one(facts, "integrity.duplicates").status is Status.PASS
+
+
 def test_metadata_disagreeing_with_imported_torch_fails() -> None:
     d = dists()
     stale = dataclasses.replace(d.dists[0], version="2.0.1", location="/tmp/pp")
@@ -536,3 +544,26 @@ def test_missing_required_facts_skip_and_crashing_check_is_error(monkeypatch) ->
     monkeypatch.setattr(checks, "REGISTRY", [checks.SPECS["host.shm"]])
     (err,) = checks.evaluate(healthy(), ["host.shm"])
     assert err.status is Status.ERROR and "ValueError: bug" in err.summary
+
+
+def test_extension_load_failure_fails_with_the_paired_release() -> None:
+    from dlcheck.env.facts import ModuleImport
+
+    err = "OSError: Could not load this library: /x/torchvision/_C.so (OSError: undefined symbol)"
+    ext = ModuleImport("torchvision", found=True, ok=False, error=err, how="extension")
+    facts = healthy(dists=dists(dist("torchvision", "0.20.1")), torch=torch(modules=(ext,)))
+    c = one(facts, "libs.torchvision")
+    assert c.status is Status.FAIL
+    assert "C++ extension does not load" in c.summary and "undefined symbol" in c.summary
+    assert "torchvision==0.20.*" in c.fix
+
+
+def test_a_failed_record_wins_over_a_successful_one() -> None:
+    from dlcheck.env.facts import ModuleImport
+
+    ok_ext = ModuleImport("torchvision", found=True, ok=True, how="extension")
+    bad_import = module("torchvision", ok=False, error="RuntimeError: boom")
+    t = torch(modules=(ok_ext, bad_import))
+    assert t.module("torchvision") is bad_import
+    assert torch(modules=(ok_ext,)).module("torchvision") is ok_ext
+    assert torch().module("torchvision") is None

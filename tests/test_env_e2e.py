@@ -111,7 +111,15 @@ def layout(tmp_path_factory) -> dict[str, Path]:
     (libs / "zmq" / "__init__.py").write_text(
         "raise ImportError('libzmq.so.5: cannot open shared object file')\n"
     )
-    for name, version in (("hydra_core", "1.3.2"), ("ipykernel", "6.29.0"), ("pyzmq", "26.0.0")):
+    (libs / "torchvision").mkdir()
+    (libs / "torchvision" / "__init__.py").write_text("__version__ = '0.28.0'\n")
+    (libs / "torchvision" / "_C.so").write_text("not a shared library: built for another torch\n")
+    for name, version in (
+        ("hydra_core", "1.3.2"),
+        ("ipykernel", "6.29.0"),
+        ("pyzmq", "26.0.0"),
+        ("torchvision", "0.28.0"),
+    ):
         info = libs / f"{name}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
@@ -140,8 +148,11 @@ def runs(layout) -> dict[str, Run]:
         "dup": _start(["--check", "integrity", "--json"], _env(PYTHONPATH=str(layout["dup"]))),
         "nofile": _start([], _env(), _low_nofile),
         "libs": _start(
-            ["--json", "--check", "libs.hydra", "--check", "jupyter"],
+            ["--json", "--check", "libs", "--check", "jupyter"],
             _env(PYTHONPATH=str(layout["libs"]), JUPYTER_PATH=str(layout["root"] / "none")),
+        ),
+        "deep": _start(
+            ["--json", "--deep", "--check", "libs.hydra"], _env(PYTHONPATH=str(layout["libs"]))
         ),
     }
     return {name: _finish(s) for name, s in started.items()}
@@ -214,18 +225,27 @@ def test_second_torch_dist_info_flagged(runs) -> None:
     assert dup["status"] == "fail" and "2.0.1" in dup["summary"]
 
 
-def test_libraries_without_torch_are_imported_too(runs) -> None:
-    doc = json.loads(runs["libs"].stdout)
-    by_id = {c["id"]: c for c in doc["checks"]}
-    assert by_id["libs.hydra"]["status"] == "pass"
-    assert "hydra-core 1.3.2" in by_id["libs.hydra"]["summary"]
+def test_library_extension_and_zmq_checked_by_default(runs) -> None:
+    r = runs["libs"]
+    assert r.returncode == 1, r.output
+    by_id = {c["id"]: c for c in json.loads(r.stdout)["checks"]}
+    vision = by_id["libs.torchvision"]
+    assert vision["status"] == "fail" and "C++ extension does not load" in vision["summary"]
+    assert "_C.so" in vision["summary"]  # the loader's own error names the file
+    hydra = by_id["libs.hydra"]
+    assert hydra["status"] == "pass" and "hydra-core 1.3.2" in hydra["summary"]
     zmq = by_id["jupyter.zmq"]
     assert zmq["status"] == "fail" and "libzmq.so.5" in zmq["summary"]
     assert "pip install pyzmq" in zmq["fix"]
-    assert runs["libs"].returncode == 1
+
+
+def test_deep_imports_libraries_in_a_second_child(runs) -> None:
+    r = runs["deep"]
+    assert r.returncode == 0, r.output
+    doc = json.loads(r.stdout)
     modules = {m["module"]: m for m in doc["facts"]["torch"]["modules"]}
-    assert modules["hydra"]["ok"] and not modules["zmq"]["ok"]
-    assert modules["torchvision"]["found"] is False  # the torch child looked for it
+    assert modules["hydra"]["ok"] and modules["hydra"]["how"] == "import"
+    assert modules["hydra"]["version"] == "1.3.2"
 
 
 def _low_nofile() -> None:
@@ -322,11 +342,12 @@ def test_prestart_only_for_plain_env_runs(monkeypatch) -> None:
 
     class Fake:
         timeout = 0.0
+        deep = False
 
         def kill(self) -> None:
             pass
 
-    monkeypatch.setattr(torchprobe, "start_torch_probe", lambda: started.append("x") or Fake())
+    monkeypatch.setattr(torchprobe, "start_torch_probe", lambda **kw: started.append("x") or Fake())
     monkeypatch.setattr(torchprobe, "_PRESTARTED", None)
     main = "/x/src/dlcheck/__main__.py"
     for argv in (

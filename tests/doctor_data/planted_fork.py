@@ -67,3 +67,19 @@ def eager_lmdb() -> EagerLmdb:
 
 def lazy_lmdb() -> LazyLmdb:
     return LazyLmdb()
+
+
+class EagerSqliteAndFile(Dataset):
+    """A sqlite3 connection and an open file, both created before the workers fork."""
+
+    def __init__(self) -> None:
+        import sqlite3
+
+        self.db = sqlite3.connect(":memory:")
+        self.index = open(__file__, "rb")  # noqa: SIM115 - the defect under test
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.zeros(1)

@@ -79,6 +79,11 @@ def determinism_entry(request: dict[str, Any], send: Any) -> Any:
         patch_distributed(0, int(world))
     set_seeds(int(request["options"].get("seed", 0)))
     obj, source = _load(request)
+    # Loading may take long (heavy imports); the batches get one probe timeout, like the
+    # runner's probes. SIGALRM ends this process; its workers die with it (DieWithParent).
+    import signal
+
+    signal.alarm(max(1, int(float(request["options"].get("timeout", 30)) + 0.999)))
     ctx = make_context(obj, request["options"], source)
     workers = ctx.target_workers if ctx.target_workers > 0 else ctx.workers
     try:
@@ -107,7 +112,12 @@ def _failure(outcome: Any) -> dict[str, Any]:
 
 def runner(request: dict[str, Any], send: Any) -> Any:
     """Load TARGET once, then run each requested probe in its own fork with a timeout."""
-    import torch  # noqa: F401 - imported once here so every fork starts warm
+    try:
+        import torch  # noqa: F401 - imported once here so every fork starts warm
+    except ImportError as exc:
+        from dlcheck.errors import TorchMissingError
+
+        raise TorchMissingError("doctor", str(exc)) from None
 
     from dlcheck.doctor.facts import describe, make_context, set_seeds
     from dlcheck.doctor.records import PROBES_BY_ID, RUN_ORDER
@@ -130,6 +140,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
                 {**base, "rank": rank, "world_size": int(world)},
                 obj=obj_for_fork,
                 timeout=timeout,
+                stderr_passthrough=bool(options.get("verbose")),
             )
             send(
                 {
@@ -187,6 +198,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             timeout=None if scan_probe else timeout,
             stall_timeout=timeout if scan_probe else None,
             on_event=forward,
+            stderr_passthrough=bool(options.get("verbose")),
         )
         failure = None if out.ok else _failure(out)
         if failure and failure["timed_out"] and PROBES_BY_ID[probe].touches_samples:

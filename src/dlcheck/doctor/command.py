@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import typer
 
 from dlcheck.cliutil import JSON_OPTION, STRICT_OPTION, VERBOSE_OPTION, handle_errors
@@ -71,6 +75,7 @@ def doctor_command(
                 world_size=world_size,
                 timeout=timeout,
                 strict=strict,
+                verbose=verbose,
                 on_progress=on_progress,
             )
         if json_out:
@@ -80,42 +85,37 @@ def doctor_command(
         raise typer.Exit(report.exit_code)
 
 
-def _progress(err, scan: bool):  # type: ignore[no-untyped-def]
-    """A context giving an on_progress callback: a Rich progress bar (--scan) or a status line."""
-    import contextlib
-
+@contextlib.contextmanager
+def _progress(err: Any, scan: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """An on_progress callback: a progress bar for --scan, a transient status on a terminal."""
+    if not (scan or err.is_terminal):
+        yield None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    @contextlib.contextmanager
-    def ctx():  # type: ignore[no-untyped-def]
-        if not (scan or err.is_terminal):
-            yield None
-            return
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=not scan,
-        )
-        task = progress.add_task("loading target", total=None)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not scan,
+    )
+    task = progress.add_task("loading target", total=None)
 
-        def on_progress(ev: dict) -> None:  # type: ignore[type-arg]
-            kind = ev.get("kind")
-            if kind == "probe_start":
-                progress.update(task, description=f"probe {ev['probe']}", total=None, completed=0)
-            elif kind == "rank_start":
-                progress.update(task, description=f"shard audit: rank {ev['rank']}")
-            elif kind == "progress" and ev.get("probe") == "corrupt_samples":
-                progress.update(
-                    task,
-                    description="scanning samples",
-                    completed=ev.get("done") or 0,
-                    total=ev.get("total"),
-                )
+    def on_progress(ev: dict[str, Any]) -> None:
+        kind = ev.get("kind")
+        if kind == "probe_start":
+            progress.update(task, description=f"probe {ev['probe']}", total=None, completed=0)
+        elif kind == "rank_start":
+            progress.update(task, description=f"shard audit: rank {ev['rank']}")
+        elif kind == "progress" and ev.get("probe") == "corrupt_samples":
+            progress.update(
+                task,
+                description="scanning samples",
+                completed=ev.get("done") or 0,
+                total=ev.get("total"),
+            )
 
-        with progress:
-            yield on_progress
-
-    return ctx()
+    with progress:
+        yield on_progress

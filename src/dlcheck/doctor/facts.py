@@ -105,6 +105,8 @@ def _name(obj: Any) -> str:
         return "None"
     qual = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     mod = getattr(obj, "__module__", None) or type(obj).__module__
+    if mod and mod.startswith("_dlcheck_target_"):  # a file TARGET: show the file's stem
+        mod = mod.removeprefix("_dlcheck_target_")
     return f"{mod}.{qual}" if mod and mod != "builtins" else str(qual)
 
 
@@ -339,9 +341,10 @@ def build_loader(ctx: ProbeContext, dataset: Any, **kw: Any) -> Any:
         opts["worker_init_fn"] = DieWithParent(user_init)
     if loader is not None and loader.multiprocessing_context is not None and num_workers > 0:
         opts["multiprocessing_context"] = loader.multiprocessing_context
-    if num_workers > 0:
-        opts["timeout"] = kw.pop("timeout", max(1.0, ctx.timeout * 0.8))
-    else:
+    # No DataLoader ``timeout``: with one set, a worker that dies before torch registers its
+    # pid is noticed only when the timeout expires; without, torch polls worker liveness every
+    # 5 s. Hangs are bounded by the probe's own timeout (the runner kills the probe process).
+    if num_workers == 0:
         kw.pop("timeout", None)
         kw.pop("persistent_workers", None)
         kw.pop("prefetch_factor", None)
@@ -843,7 +846,7 @@ def collect_corrupt_samples(ctx: ProbeContext, send: Send) -> dict[str, Any]:
                 bad.append(found)
         facts["checked"] = len(indices)
         return facts
-    # --scan: all indices, in parallel, in DataLoader workers (bounded by the loader timeout).
+    # --scan: all indices, in parallel, in DataLoader workers; a stall is bounded by the runner.
     loader = build_loader(
         ctx,
         CheckingDataset(ctx.dataset, indices),
@@ -862,7 +865,14 @@ def collect_corrupt_samples(ctx: ProbeContext, send: Send) -> dict[str, Any]:
             now = time.monotonic()
             if now - last > 0.2:
                 last = now
-                send({"progress": checked, "total": len(indices)})
+                nxt = indices[checked] if checked < len(indices) else None
+                send(
+                    {
+                        "progress": checked,
+                        "total": len(indices),
+                        "step": f"scanning: {checked} of {len(indices)} checked, next index {nxt}",
+                    }
+                )
     except Exception as exc:
         facts["loader_error"] = last_line(exc)
         facts["stopped_at"] = indices[checked] if checked < len(indices) else None

@@ -400,8 +400,14 @@ def audit_rank_shards(
     return findings
 
 
-def judge_ranks(ranks: Mapping[int, Facts | None], failures: Mapping[int, Facts]) -> list[Finding]:
-    """Shard-audit findings from the per-rank facts of the simulated ranks."""
+def judge_ranks(
+    ranks: Mapping[int, Facts | None],
+    failures: Mapping[int, Facts],
+    *,
+    simulated: bool = True,
+) -> list[Finding]:
+    """Shard-audit findings from per-rank facts (``facts.rank_samples`` of each rank), or the
+    failure of a rank that could not read its shard."""
     if failures:
         r, fail = sorted(failures.items())[0]
         return [
@@ -435,6 +441,7 @@ def judge_ranks(ranks: Mapping[int, Facts | None], failures: Mapping[int, Facts]
         padding=int(first.get("padding") or 0),
         style=first.get("style", "iterable"),
         source=first.get("sampler_source"),
+        simulated=simulated,
     )
 
 

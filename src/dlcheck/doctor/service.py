@@ -60,12 +60,15 @@ def run_doctor(
     timeout: float = DEFAULT_TIMEOUT_S,
     strict: bool = False,
     seed: int = 0,
+    verbose: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> DoctorReport:
     """Run the doctor probes on a TARGET string ("module:attr", "file.py:attr") or an object.
 
     Raises UsageError (exit 2) for a bad option or a TARGET that cannot be resolved, and
-    UserCodeError (exit 1) when the user's module or factory raises while loading.
+    UserCodeError (exit 1) when the user's module or factory raises while loading. With
+    ``verbose``, the user's own output (prints, warnings) reaches stderr; otherwise it is kept
+    only for failure messages.
     """
     from dlcheck.proc import run_child
 
@@ -85,6 +88,7 @@ def run_doctor(
         "timeout": timeout,
         "world_size": world_size,
         "seed": seed,
+        "verbose": verbose,
     }
     request = {"mode": mode, "target": raw if mode == "target" else None}
     request.update(probes=selected, options=options)
@@ -93,6 +97,9 @@ def run_doctor(
 
     def on_event(ev: dict[str, Any]) -> None:
         events.append(ev)
+        if mode == "target" and "determinism" in selected and _dataset_hung(ev):
+            # The runner skips determinism after a hang: stop its second run too.
+            _kill_children("dlcheck.doctor.child:determinism_entry")
         if on_progress is not None:
             on_progress(ev)
 
@@ -107,6 +114,7 @@ def run_doctor(
                 {**request, "options": options},
                 obj=obj,
                 timeout=LOAD_TIMEOUT_S + timeout,
+                stderr_passthrough=verbose,
             )
 
         if mode == "target":
@@ -119,6 +127,7 @@ def run_doctor(
             obj=obj,
             stall_timeout=max(LOAD_TIMEOUT_S, timeout + 30),
             on_event=on_event,
+            stderr_passthrough=verbose,
         )
         if thread is not None:
             thread.join()
@@ -146,6 +155,15 @@ def run_doctor(
         duration_s=time.monotonic() - started,
         strict=strict,
     )
+
+
+def _dataset_hung(ev: dict[str, Any]) -> bool:
+    from dlcheck.doctor.records import PROBES_BY_ID
+
+    if ev.get("kind") != "probe_done" or ev.get("probe") not in PROBES_BY_ID:
+        return False
+    failure = ev.get("failure") or {}
+    return bool(failure.get("timed_out")) and PROBES_BY_ID[ev["probe"]].touches_samples
 
 
 def _kill_children(marker: str) -> None:

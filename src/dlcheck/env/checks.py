@@ -141,6 +141,10 @@ def _mm(version: str | None) -> str:
     return ".".join((version or "").split("+")[0].split(".")[:2])
 
 
+def _public(version: str) -> str:
+    return version.split("+", 1)[0]
+
+
 def _torch_ok(f: EnvFacts) -> TorchFacts | None:
     return f.torch if f.torch is not None and f.torch.ok else None
 
@@ -477,7 +481,14 @@ def _duplicates(f: EnvFacts) -> Verdict:
             severe = True
     mismatch = None
     first = d.get("torch")
-    if t is not None and first is not None and t.version and first.version != t.version:
+    # Compare public versions: wheels from download.pytorch.org record "2.11.0" in their
+    # metadata while torch.__version__ says "2.11.0+cu130".
+    if (
+        t is not None
+        and first is not None
+        and t.version
+        and _public(first.version) != _public(t.version)
+    ):
         mismatch = (
             f"the torch metadata pip sees says {first.version} ({first.location}) but the "
             f"imported torch is {t.version} ({t.file})"
@@ -1029,6 +1040,29 @@ def _library_check(lib: Library) -> CheckFn:
                     Status.FAIL,
                     f"{versions} is installed but `import {mod_name}` finds no module",
                     f"Reinstall it: `python -m pip install --force-reinstall {dist_name}`.",
+                    **facts,
+                )
+            if not m.ok and m.how == "extension":
+                pairing = tables.expected_pairing(installed[0].name, t.version or "")
+                pkg = installed[0].name
+                fix = (
+                    f"Reinstall {pkg} built for this torch: `python -m pip install "
+                    f"--force-reinstall {pkg}` from the same index URL as torch."
+                )
+                if pairing and pairing.expected:
+                    fix = (
+                        f"Install the {pkg} release built for torch {_mm(t.version)}: "
+                        f"`python -m pip install '{pkg}=={pairing.expected}.*'` "
+                        "(from the same index URL as torch)."
+                    )
+                return V(
+                    Status.FAIL,
+                    f"{versions}: its C++ extension does not load with torch {t.version} "
+                    f"(`import {mod_name}` fails or its ops are missing): {m.error}",
+                    fix,
+                    detail=m.traceback,
+                    error=m.error,
+                    extension=m.file,
                     **facts,
                 )
             if not m.ok:

@@ -27,6 +27,12 @@ def env_command(
         metavar="ID",
         help="Run only this check (repeatable); a group name (e.g. host) runs the group.",
     ),
+    deep: bool = typer.Option(
+        False,
+        "--deep",
+        help="Import every installed domain library (finds any import error; seconds each). "
+        "By default torchvision/torchaudio/torchtext are checked by loading their C++ extension.",
+    ),
     timeout: float = typer.Option(
         60.0,
         "--timeout",
@@ -50,7 +56,7 @@ def env_command(
             return
         from dlcheck.env.service import run_env
 
-        report = run_env(checks=check or None, timeout=timeout)
+        report = run_env(checks=check or None, timeout=timeout, deep=deep)
         _render(report, json_out=json_out, markdown=markdown, verbose=verbose, strict=strict)
         code = report.exit_code(strict)
     raise typer.Exit(code)

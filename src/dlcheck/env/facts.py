@@ -80,6 +80,7 @@ class ModuleImport:
     error: str | None = None  # the cause line: "OSError: libcudart.so.12: cannot open ..."
     traceback: str | None = None
     seconds: float | None = None
+    how: str = "import"  # "import", or "extension": only its C++ extension was loaded
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,10 @@ class TorchFacts:
         return "cpu"
 
     def module(self, name: str) -> ModuleImport | None:
-        for m in self.modules:
-            if m.module == name:
-                return m
-        return None
+        """The record for ``name``; a failure wins over a success (extension load + import)."""
+        matches = [m for m in self.modules if m.module == name]
+        failed = [m for m in matches if m.found and not m.ok]
+        return (failed or matches or [None])[0]
 
 
 @dataclass(frozen=True)

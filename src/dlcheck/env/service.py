@@ -32,11 +32,14 @@ def run_env(
     checks: list[str] | tuple[str, ...] | str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     nvml: Any = None,
+    deep: bool = False,
 ) -> EnvReport:
     """Collect the facts and run the checks (all, or those named by id or group).
 
-    ``timeout`` bounds the ``import torch`` child. ``nvml`` is an NVML backend (tests pass a
-    FakeNvml); by default the real one is used when nvidia-ml-py and a driver are present.
+    ``timeout`` bounds the ``import torch`` child. By default the domain libraries tied to
+    torch are checked by loading their C++ extension (milliseconds); ``deep`` imports every
+    installed library instead (seconds each, finds any import error). ``nvml`` is an NVML
+    backend (tests pass a FakeNvml); by default the real one, when a driver is present.
     Returns an :class:`EnvReport`; never raises for a broken install (that is a verdict).
     """
     from dlcheck.env.torchprobe import start_torch_probe, take_prestarted
@@ -48,9 +51,9 @@ def run_env(
         raise UsageError("--timeout must be a positive number of seconds.")
     # `import torch` is the slow part: every check but a --check selection needs it, so start
     # it before importing the checks (the CLI may have started it already).
-    probe = take_prestarted(timeout)
+    probe = take_prestarted(timeout, deep)
     if probe is None and not checks:
-        probe = start_torch_probe(timeout)
+        probe = start_torch_probe(timeout, deep=deep)
     side = None
     try:
         from dlcheck.env import checks as checks_mod
@@ -64,7 +67,7 @@ def run_env(
             probe.kill()
             probe = None
         elif "torch" in needed and probe is None:
-            probe = start_torch_probe(timeout)
+            probe = start_torch_probe(timeout, deep=deep)
         nvml_box: dict[str, NvmlFacts] = {}
         nvml_thread = None
         if "nvml" in needed:
@@ -81,7 +84,7 @@ def run_env(
         dists = probes.probe_dists(relevant=checks_mod.RELEVANT) if "dists" in needed else None
         # Libraries that do not import torch are imported in a second child, in parallel with
         # `import torch`, so they add nothing to the wall time; only when installed.
-        others = _installed_other_modules(dists) if probe is not None else ()
+        others = _installed_other_modules(dists, deep) if probe is not None else ()
         side = start_torch_probe(timeout, others, with_torch=False) if others else None
         toolkit = probes.probe_toolkit() if "toolkit" in needed else None
         jupyter = probes.probe_jupyter() if "jupyter" in needed else None
@@ -141,10 +144,10 @@ OTHER_DISTS = {
 }
 
 
-def _installed_other_modules(dists: Any) -> tuple[str, ...]:
+def _installed_other_modules(dists: Any, deep: bool) -> tuple[str, ...]:
     if dists is None:
         return ()
-    mods = [mod for dist, mod in OTHER_DISTS.items() if dists.get(dist) is not None]
+    mods = [mod for dist, mod in OTHER_DISTS.items() if deep and dists.get(dist) is not None]
     if dists.get("ipykernel") is not None:
         mods.append("zmq")  # ipykernel needs pyzmq; a broken one is a known failure
     return tuple(mods)

@@ -54,7 +54,9 @@ def cause(exc):
     return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
 def tb(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-if sys.argv[2:3] != ["--no-torch"]:
+cfg = json.loads(sys.argv[1])
+torch = None
+if cfg["torch"]:
     t0 = time.perf_counter()
     try:
         import torch
@@ -93,8 +95,36 @@ if sys.argv[2:3] != ["--no-torch"]:
         grab("sharing_strategy", lambda: torch.multiprocessing.get_sharing_strategy())
         grab("num_threads", lambda: torch.get_num_threads())
         emit(d)
-import importlib.util
-for name in json.loads(sys.argv[1]):
+import glob, importlib.util, os
+for ext in cfg["extensions"] if torch is not None else ():
+    # The C++ extension is what breaks when a library was built for another torch; loading it
+    # the way the library does takes milliseconds, a full import can take seconds.
+    name, t1 = ext["module"], time.perf_counter()
+    try:
+        spec = importlib.util.find_spec(name)
+    except BaseException:
+        spec = None
+    if spec is None or not spec.origin:
+        emit({"kind": "module", "module": name, "found": False, "ok": False, "how": "extension"})
+        continue
+    base = os.path.dirname(spec.origin)
+    paths = sorted(p for g in ext["globs"] for p in glob.glob(os.path.join(base, g)))
+    try:
+        for p in paths:
+            torch.ops.load_library(p)
+        if ext.get("op") and paths:
+            ns, op = ext["op"].split("::")
+            getattr(getattr(torch.ops, ns), op)
+        emit({"kind": "module", "module": name, "found": True, "ok": True, "how": "extension",
+              "file": paths[0] if paths else None, "seconds": time.perf_counter() - t1})
+    except BaseException as exc:
+        err = cause(exc)
+        if exc.__cause__ is not None:  # torch.ops.load_library hides the loader's message
+            err += " (" + cause(exc.__cause__) + ")"
+        emit({"kind": "module", "module": name, "found": True, "ok": False, "how": "extension",
+              "file": paths[0] if paths else None, "error": err, "traceback": tb(exc),
+              "seconds": time.perf_counter() - t1})
+for name in cfg["modules"]:
     t1 = time.perf_counter()
     try:
         found = importlib.util.find_spec(name) is not None
@@ -127,6 +157,7 @@ class TorchProbe:
     _stderr: list[str] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     start_error: str | None = None
+    deep: bool = False
 
     def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout and self.proc.stderr
@@ -208,6 +239,13 @@ def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
 
 TORCH_MODULES = tuple(m for m, needs_torch in DOMAIN_MODULES if needs_torch)
 
+# C++ extensions of the libraries tied to one torch release: (module, files, an op to look up).
+EXTENSIONS: tuple[dict, ...] = (
+    {"module": "torchvision", "globs": ["_C*.so", "_C*.pyd"], "op": "torchvision::nms"},
+    {"module": "torchaudio", "globs": ["lib/libtorchaudio*.so", "lib/libtorchaudio*.pyd"]},
+    {"module": "torchtext", "globs": ["lib/libtorchtext*.so", "lib/libtorchtext*.pyd"]},
+)
+
 
 def start_torch_probe(
     timeout: float = 60.0,
@@ -215,16 +253,17 @@ def start_torch_probe(
     python: str | None = None,
     *,
     with_torch: bool = True,
+    deep: bool = False,
 ) -> TorchProbe:
     """Start the child now; collect it later with ``.result()`` (or ``.module_results()``).
 
-    ``modules`` are imported after torch (default: the domain libraries that need torch);
-    ``with_torch=False`` imports only them.
+    After torch, the child loads the C++ extensions of torchvision/torchaudio/torchtext, then
+    imports ``modules`` (default: none, or with ``deep`` every domain library that needs
+    torch). ``with_torch=False`` only imports ``modules``.
     """
-    mods = TORCH_MODULES if modules is None else modules
-    argv = [python or sys.executable, "-c", CHILD_SCRIPT, json.dumps(list(mods))]
-    if not with_torch:
-        argv.append("--no-torch")
+    mods = (TORCH_MODULES if deep else ()) if modules is None else modules
+    cfg = {"torch": with_torch, "modules": list(mods), "extensions": list(EXTENSIONS)}
+    argv = [python or sys.executable, "-c", CHILD_SCRIPT, json.dumps(cfg)]
     try:
         proc = subprocess.Popen(
             argv,
@@ -238,7 +277,7 @@ def start_torch_probe(
         )
     except OSError as exc:
         return TorchProbe(None, timeout, mods, start_error=f"could not start Python: {exc}")
-    probe = TorchProbe(proc, timeout, mods)
+    probe = TorchProbe(proc, timeout, mods, deep=deep)
     probe._pump()
     return probe
 
@@ -263,14 +302,17 @@ def prestart_for_cli(argv: list[str]) -> None:
         return
     if any(a in {"-h", "--help", "--list-checks"} or a.startswith("--check") for a in argv[2:]):
         return
-    _PRESTARTED = start_torch_probe()
+    _PRESTARTED = start_torch_probe(deep="--deep" in argv[2:])
     atexit.register(_PRESTARTED.kill)  # a usage error must not leave it running
 
 
-def take_prestarted(timeout: float) -> TorchProbe | None:
+def take_prestarted(timeout: float, deep: bool = False) -> TorchProbe | None:
     """The child started by :func:`prestart_for_cli`, now owned by the caller."""
     global _PRESTARTED
     probe, _PRESTARTED = _PRESTARTED, None
+    if probe is not None and probe.deep != deep:
+        probe.kill()
+        return None
     if probe is not None:
         probe.timeout = timeout
     return probe
@@ -306,6 +348,7 @@ def parse_modules(lines: list[str]) -> Iterator[ModuleImport]:
                 error=doc.get("error"),
                 traceback=doc.get("traceback"),
                 seconds=doc.get("seconds"),
+                how=doc.get("how", "import"),
             )
 
 

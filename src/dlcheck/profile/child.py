@@ -138,9 +138,31 @@ class _TaggingWorkerInit:
 def _load(request: dict[str, Any]) -> Any:
     if "_object" in request:
         return request["_object"]
-    from dlcheck.target import load_target
+    from dlcheck.target import load_target, parse_target
 
-    return load_target(request["target"])
+    spec = parse_target(request["target"])
+    obj = load_target(spec)
+    if spec.is_file:
+        _importable_for_spawn(spec.source)
+    return obj
+
+
+def _importable_for_spawn(path: str) -> None:
+    """Let spawn/forkserver workers re-import a file TARGET under the name it was loaded as.
+
+    Workers started that way unpickle the dataset by module name (``_dlcheck_target_<stem>``),
+    which only exists in this process; a symlink of that name on sys.path (which spawn passes
+    on to its children) makes it importable there too.
+    """
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with contextlib.suppress(OSError):
+        shim = Path(tempfile.mkdtemp(prefix="dlcheck-target-"))
+        link = shim / f"_dlcheck_target_{Path(path).stem}.py"
+        link.symlink_to(path)
+        sys.path.append(str(shim))
 
 
 def _short(obj: Any) -> str | None:
@@ -442,7 +464,8 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         now = time.perf_counter() - t0
                     times.append(now)
                     sizes.append(batch_len(batch, auto_batched, fallback))
-                    del batch
+                    # No `del batch`: like `for batch in loader`, the previous batch stays alive
+                    # while the next is fetched (freeing it first would flatter large batches).
                     if first_at is None:
                         first_at = now
                         peaks.sample()

@@ -23,6 +23,8 @@ MAX_WORKERS = 64
 PATIENCE = 2
 #: Stop after one flat step when far below the best (e.g. tiny samples, 0 workers best).
 FAR_BELOW = 0.7
+#: Relative run-to-run noise assumed at least (the windows of one run cannot see it).
+BETWEEN_RUNS = 0.015
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ def estimates(results: list[SettingResult]) -> dict[tuple[object, ...], Estimate
                 rate = median([r.stats.samples_per_s for r in good])  # type: ignore[misc,union-attr]
                 noises = [r.stats.rel_noise for r in good if r.stats.rel_noise is not None]  # type: ignore[union-attr]
                 noise = median(noises) / math.sqrt(len(good)) if noises else None
+        if noise is not None:
+            # Windows of one run miss run-to-run drift (other load, frequency): floor it.
+            noise = max(noise, BETWEEN_RUNS / math.sqrt(len(good)))
         uss = max((r.peak_uss_bytes or 0 for r in good), default=0) or None
         out[key] = Estimate(rs[0].setting, tuple(rs), rate, noise, uss)
     return out

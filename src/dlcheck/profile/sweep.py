@@ -9,6 +9,7 @@ rank takes the same adaptive decisions.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,14 +151,29 @@ def failed_result(
     )
 
 
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
+
+
+def last_error_line(text: str) -> str | None:
+    """The last ``SomeError: message`` line of a stderr tail (a dead worker's traceback)."""
+    hits = [ln.strip() for ln in (text or "").splitlines() if _ERROR_LINE.match(ln.strip())]
+    hits = [h for h in hits if not h.startswith("RuntimeError: DataLoader worker")]
+    return hits[-1] if hits else None
+
+
 def outcome_to_result(
     setting: Setting, outcome: Any, *, stall_timeout: float, baseline: bool
 ) -> SettingResult:
     """A ChildOutcome (from dlcheck.proc) → SettingResult, explaining how the child ended."""
     if outcome.ok and isinstance(outcome.value, dict):
-        return result_from_value(
-            setting, outcome.value, wall_s=outcome.duration_s, baseline=baseline
-        )
+        value = outcome.value
+        err = value.get("error")
+        if err and err.get("kind") in ("worker_died", "worker_killed"):
+            # The worker's own traceback went to stderr, not through DataLoader: quote it.
+            cause = last_error_line(outcome.stderr_tail)
+            if cause:
+                value = {**value, "error": {**err, "message": f"{err['message']} ({cause})"}}
+        return result_from_value(setting, value, wall_s=outcome.duration_s, baseline=baseline)
     where = f"num_workers={setting.num_workers}"
     if outcome.stalled:
         batch_events = [e for e in outcome.events if e.get("phase") == "batch"]
