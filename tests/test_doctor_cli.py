@@ -201,3 +201,18 @@ def test_ctrl_c_exits_130_and_cleans_up() -> None:
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert_no_leftovers(before)
+
+
+def test_cleanup_never_removes_a_live_semaphore_of_another_process() -> None:
+    # A spawn/forkserver DataLoader passes its queues' semaphores to workers *by name*: a
+    # cleanup that removed every new sem.mp-* entry broke concurrent jobs (found by doctor's
+    # spawn-loader runs). Entries still mapped by a live process must survive.
+    import multiprocessing as mp
+
+    from dlcheck.proc import cleanup_shm
+
+    lock = mp.get_context("spawn").Lock()
+    name = "sem." + lock._semlock.name.lstrip("/")  # type: ignore[attr-defined]
+    assert (SHM / name).exists()
+    removed = cleanup_shm(set(), set(), since=0.0)
+    assert name not in removed and (SHM / name).exists()

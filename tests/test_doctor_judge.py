@@ -366,3 +366,18 @@ def test_worker_death_escaping_a_probe_is_a_fail_not_a_crash() -> None:
     msg = "RuntimeError: DataLoader worker (pid 12) is killed by signal: Killed."
     f = J.judge_failure("shared_rng", {"timed_out": False, "returncode": 3, "message": msg}, 5)
     assert f.status is Status.FAIL and "worker died" in f.message
+
+
+def test_audit_rank_shards_iterable_coverage_against_whole_stream() -> None:
+    expected = [f"s{i}" for i in range(10)]
+    found = J.audit_rank_shards(
+        {0: expected[0:10:2], 1: expected[1:8:2]}, style="iterable", expected=expected
+    )
+    statuses = {f.status for f in found}
+    assert statuses == {Status.WARN}
+    assert any(
+        "1 of 10 samples of the whole stream are read by no rank" in f.message for f in found
+    )
+    # Random streams share nothing with a separate pass: no coverage verdict.
+    other = J.audit_rank_shards({0: ["a"], 1: ["b"]}, style="iterable", expected=["x", "y"])
+    assert only(other).status is Status.PASS

@@ -106,6 +106,16 @@ def test_fork_safety_flags_sqlite_and_open_file() -> None:
     assert {h["path"] for h in f.evidence["handles"]} == {"dataset.db", "dataset.index"}
 
 
+def test_fork_safety_flags_thread_started_in_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A TARGET string: the thread must be started by the loaded module, not by this process.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    report = doctor("doctor_data.planted_fork:with_thread", "fork_safety")
+    f = finding(report, "fork_safety")
+    assert f.status is Status.WARN
+    assert "`dataset.prefetcher` is a running thread" in f.message
+    assert "worker_init_fn" in (f.fix or "")
+
+
 def test_fork_safety_lazy_lmdb_passes() -> None:
     report = doctor(planted_fork.lazy_lmdb(), "fork_safety", "spawn_safety", "corrupt_samples")
     assert all(f.status is Status.PASS for f in report.findings), report.findings
@@ -146,16 +156,20 @@ def test_memory_growth_copy_on_read_warns() -> None:
     assert any("private memory grew" in line for line in f.evidence_text)
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
 def test_resources_more_workers_than_cpus() -> None:
     f = finding(doctor(planted_misc.too_many_workers(), "resources"), "resources", Status.WARN)
     assert "num_workers=64" in f.message and "CPUs are usable" in f.message
 
 
-def test_threads_blas_oversubscription(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The judgement compares with the usable CPUs; make the pool size exceed them everywhere.
+def test_threads_blas_oversubscription() -> None:
+    # Forked workers inherit a BLAS pool as large as the usable CPUs: 2 workers × that many
+    # threads oversubscribe any machine, and the matmuls really run those threads.
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(4, user_api="blas"):
+    from dlcheck.host import usable_cpus
+
+    with threadpool_limits(max(2, usable_cpus()), user_api="blas"):
         report = doctor(planted_threads.dataset, "threads", workers=2)
     f = finding(report, "threads")
     assert f.status is Status.WARN, f
@@ -190,6 +204,13 @@ def test_shard_audit_worker_only_iterable_fails_naming_ranks() -> None:
     assert "get_worker_info()" in (f.fix or "")
     ok = doctor(planted_duplicates.rank_and_worker, "duplicates", world_size=2)
     assert all(x.status is Status.PASS for x in ok.findings), ok.findings
+
+
+def test_shard_audit_iterable_rank_gap_warns_coverage_and_lengths() -> None:
+    report = doctor(planted_duplicates.rank_gap, "duplicates", world_size=2)
+    warns = [f.message for f in report.by_probe("duplicates") if f.status is Status.WARN]
+    assert any("10 of 100 samples of the whole stream are read by no rank" in m for m in warns)
+    assert any("different numbers of samples (40 to 50)" in m for m in warns)
 
 
 def test_shard_audit_map_style_passes_and_plain_sampler_fails() -> None:

@@ -84,11 +84,47 @@ def shm_entries() -> set[str]:
         return set()
 
 
+def _mapped_shm_inodes() -> set[tuple[int, int, int]]:
+    """(major, minor, inode) of every /dev/shm file some live process has mapped: in use, so
+    never ours to remove (another dlcheck run or the user's own training job may own it).
+
+    Inodes, not names: glibc's sem_open maps a temporary file and renames it afterwards.
+    """
+    found: set[tuple[int, int, int]] = set()
+    marker = " " + str(SHM_DIR) + "/"
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/maps", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if marker not in line:
+                        continue
+                    fields = line.split()
+                    major, _, minor = fields[3].partition(":")
+                    found.add((int(major, 16), int(minor, 16), int(fields[4])))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _in_use(path: Path, mapped: set[tuple[int, int, int]]) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino) in mapped
+
+
 def cleanup_shm(before: set[str], pids: set[int], since: float) -> list[str]:
     """Remove /dev/shm entries our children created and left behind; return their names."""
     removed = []
-    for name in shm_entries() - before:
+    candidates = shm_entries() - before
+    mapped = _mapped_shm_inodes() if candidates else set()
+    for name in candidates:
         path = SHM_DIR / name
+        if _in_use(path, mapped):
+            continue
         m = _TORCH_SHM.match(name)
         ours = False
         if m:

@@ -72,3 +72,19 @@ unsharded = Unsharded()
 worker_only = MultiProcessIterableDataset(range(100))
 rank_and_worker = RankAndWorkerSharded()
 gappy = Gappy()
+
+
+class RankGap(RankAndWorkerSharded):
+    """Shards by rank and worker, but the last rank stops 10 samples early."""
+
+    def __iter__(self):
+        import torch.distributed as dist
+
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        last = world > 1 and dist.get_rank() == world - 1
+        for i in super().__iter__():
+            if not (last and i >= self.n - 20):
+                yield i
+
+
+rank_gap = RankGap()

@@ -83,3 +83,24 @@ class EagerSqliteAndFile(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return torch.zeros(1)
+
+
+class WithThread(Dataset):
+    """Starts a background thread in __init__ (a prefetcher): it does not exist in workers."""
+
+    def __init__(self) -> None:
+        import threading
+        import time
+
+        self.prefetcher = threading.Thread(target=time.sleep, args=(600,), daemon=True)
+        self.prefetcher.start()
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.zeros(1)
+
+
+def with_thread() -> WithThread:
+    return WithThread()

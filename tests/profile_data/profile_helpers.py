@@ -73,19 +73,41 @@ def run_cli(
     )
 
 
+def _mapped_shm() -> set[str]:
+    """/dev/shm names some live process still maps (in use, e.g. by a concurrent run)."""
+    names = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                if "/dev/shm/" in line:
+                    names.add(line.rsplit("/dev/shm/", 1)[1].split()[0])
+    return names
+
+
 def leaked_shm(before: set[str]) -> set[str]:
-    """New torch/multiprocessing /dev/shm entries whose creator is gone (ours leaked)."""
+    """New torch/multiprocessing /dev/shm entries that nothing alive uses any more (leaked).
+
+    Entries still mapped by a live process belong to something running concurrently (other
+    runs, other test suites) and are not ours to judge.
+    """
+    new = {n for n in shm_entries() - before if n.startswith(("torch_", "sem.mp-"))}
+    if not new:
+        return set()
+    time.sleep(0.2)
+    new &= shm_entries()
+    in_use = _mapped_shm()
     leaked = set()
-    for name in shm_entries() - before:
+    for name in new - in_use:
         if name.startswith("torch_"):
             try:
                 pid = int(name.split("_")[1])
             except (IndexError, ValueError):
                 continue
-            if not psutil.pid_exists(pid):
-                leaked.add(name)
-        elif name.startswith("sem.mp-"):
-            leaked.add(name)
+            if psutil.pid_exists(pid):
+                continue
+        leaked.add(name)
     return leaked
 
 

@@ -63,7 +63,7 @@ def rank_entry(request: dict[str, Any], send: Any) -> Any:
         obj, source = _load({"target": request["target"]})
     ctx = make_context(obj, request["options"], source)
     try:
-        return rank_samples(ctx, rank, world)
+        return rank_samples(ctx, rank, world, baseline=bool(request.get("baseline")))
     finally:
         reap_workers()
 
@@ -119,7 +119,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
 
         raise TorchMissingError("doctor", str(exc)) from None
 
-    from dlcheck.doctor.facts import describe, make_context, set_seeds
+    from dlcheck.doctor.facts import describe, make_context, set_seeds, snapshot_threads
     from dlcheck.doctor.records import PROBES_BY_ID, RUN_ORDER
     from dlcheck.proc import run_child
 
@@ -133,6 +133,15 @@ def runner(request: dict[str, Any], send: Any) -> Any:
     # Rank runs fork *before* TARGET is imported, so a factory that builds a
     # DistributedSampler (or an iterable that reads the rank) sees its simulated rank.
     if world:
+        # The whole stream as one process sees it: what the ranks together should cover.
+        base_out = run_child(
+            "dlcheck.doctor.child:rank_entry",
+            {**base, "rank": 0, "world_size": 1, "baseline": True},
+            obj=obj_for_fork,
+            timeout=timeout,
+            stderr_passthrough=bool(options.get("verbose")),
+        )
+        send({"kind": "rank_baseline", "facts": base_out.value if base_out.ok else None})
         for rank in range(int(world)):
             send({"kind": "rank_start", "rank": rank})
             out = run_child(
@@ -166,6 +175,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             )
         raise
     ctx = make_context(obj, options, source)
+    snapshot_threads()
     send({"kind": "target", "info": describe(ctx, request.get("target") or "<object>")})
 
     hung_in: str | None = None

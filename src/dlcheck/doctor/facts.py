@@ -470,6 +470,20 @@ def _walk_all(ctx: ProbeContext) -> Iterator[tuple[str, Any]]:
 # ---------------------------------------------------------------- static probes
 
 
+# Threads alive in the runner right after TARGET loaded (id → name). Probe forks inherit this:
+# after a fork only the forking thread survives, so the fork itself cannot see them.
+THREADS_AT_LOAD: dict[int, str] = {}
+
+
+def snapshot_threads() -> None:
+    """Remember the threads running now (call in the runner before forking the probes)."""
+    current = threading.current_thread()
+    THREADS_AT_LOAD.clear()
+    THREADS_AT_LOAD.update(
+        {id(t): t.name for t in threading.enumerate() if t is not current and t.is_alive()}
+    )
+
+
 def classify_handle(obj: Any) -> str | None:
     """What fork-unsafe resource ``obj`` is, if it is one and it is open."""
     import io
@@ -506,7 +520,7 @@ def classify_handle(obj: Any) -> str | None:
             return None
         return f"open file ({tname})"
     if isinstance(obj, threading.Thread):
-        return "running thread" if obj.is_alive() else None
+        return "running thread" if id(obj) in THREADS_AT_LOAD or obj.is_alive() else None
     if tname in ("lock", "RLock", "_RLock") and tmod in ("_thread", "threading"):
         with contextlib.suppress(Exception):
             locked = obj.locked() if hasattr(obj, "locked") else obj._is_owned()
@@ -527,14 +541,9 @@ def collect_fork_safety(ctx: ProbeContext, send: Send) -> dict[str, Any]:
             if isinstance(fname, str) and kind != "running thread":
                 desc = f"{kind} {fname!r}"
             handles.append({"path": path, "kind": kind, "description": desc})
-    extra_threads = [
-        t.name
-        for t in threading.enumerate()
-        if t is not threading.current_thread() and t.is_alive()
-    ]
     return {
         "handles": handles,
-        "live_threads": extra_threads,
+        "live_threads": sorted(THREADS_AT_LOAD.values()),
         "start_method": start_method(ctx),
     }
 
@@ -913,10 +922,8 @@ def collect_resources(ctx: ProbeContext, send: Send) -> dict[str, Any]:
         )
         prefetch = loader.prefetch_factor if loader.num_workers > 0 else None
     else:
-        dl = build_loader(ctx, ctx.dataset, num_workers=0, batch_size=None if ctx.iterable else 1)
+        dl = build_loader(ctx, ctx.dataset, num_workers=0, batch_size=1)
         prefetch = 2
-        if ctx.iterable:
-            dl = build_loader(ctx, ctx.dataset, num_workers=0, batch_size=1)
     try:
         batch = next(iter(dl))
         batch_bytes, tensors = _nbytes(batch)
@@ -1344,11 +1351,24 @@ def patch_distributed(rank: int, world_size: int) -> None:
     dist.get_world_size = lambda group=None: world_size  # type: ignore[assignment]
 
 
-def rank_samples(ctx: ProbeContext, rank: int, world_size: int) -> dict[str, Any]:
-    """What rank ``rank`` would read in one epoch: indices (map-style) or fingerprints."""
+def rank_samples(
+    ctx: ProbeContext, rank: int, world_size: int, *, baseline: bool = False
+) -> dict[str, Any]:
+    """What rank ``rank`` would read in one epoch: indices (map-style) or fingerprints.
+
+    ``baseline``: the whole stream of an iterable dataset as one process sees it (world size
+    1, no workers), which the ranks' shards together should cover.
+    """
     from torch.utils.data.distributed import DistributedSampler
 
     facts: dict[str, Any] = {"rank": rank, "style": "iterable" if ctx.iterable else "map"}
+    if baseline:
+        if ctx.iterable:
+            fps, complete, err = _iter_capped(
+                (fingerprint(s) for s in ctx.dataset), DUP_CAP, time.monotonic() + ctx.timeout * 0.8
+            )
+            facts.update(samples=fps, complete=complete, error=err)
+        return facts
     if ctx.iterable:
         loader = build_loader(
             ctx,

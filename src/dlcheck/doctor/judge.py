@@ -276,12 +276,14 @@ def audit_rank_shards(
     style: str = "iterable",
     source: str | None = None,
     simulated: bool = True,
+    expected: Sequence[Hashable] | None = None,
 ) -> list[Finding]:
     """Judge what each rank read in one epoch (indices or sample fingerprints).
 
     Pure: ``per_rank`` maps rank → what it delivered. Reports samples read by more than one
     rank (fail, beyond ``padding`` that a DistributedSampler adds on purpose), coverage of
-    ``dataset_len`` indices, and uneven per-rank lengths (which hang DDP collectives).
+    ``dataset_len`` indices (map-style) or of ``expected`` (an iterable's whole stream as one
+    process reads it), and uneven per-rank lengths (which hang DDP collectives).
     """
     ranks = sorted(per_rank)
     world = len(ranks)
@@ -383,6 +385,21 @@ def audit_rank_shards(
                 if missing < world
                 else "Make the rank shards cover the dataset (DistributedSampler does).",
             )
+    if style != "map" and expected:
+        want = set(expected)
+        got = want & set(owners)
+        missing = len(want) - len(got)
+        evidence["coverage"] = round(len(got) / len(want), 4)
+        evidence["missing_samples"] = missing
+        # Random streams share nothing with a separate pass: coverage cannot be judged.
+        if missing and len(got) >= len(want) / 2:
+            text.append(f"coverage: {len(got)} of {len(want)} samples of the whole stream")
+            add(
+                Status.WARN,
+                f"{missing} of {len(want)} samples of the whole stream are read by no rank.",
+                "Make the rank × worker shards cover the stream: keep item `i` when `i % "
+                "(world * num_workers) == rank * num_workers + worker_id`.",
+            )
     if len(set(lengths.values())) > 1:
         lo, hi = min(lengths.values()), max(lengths.values())
         add(
@@ -405,6 +422,7 @@ def judge_ranks(
     failures: Mapping[int, Facts],
     *,
     simulated: bool = True,
+    baseline: Facts | None = None,
 ) -> list[Finding]:
     """Shard-audit findings from per-rank facts (``facts.rank_samples`` of each rank), or the
     failure of a rank that could not read its shard."""
@@ -442,7 +460,17 @@ def judge_ranks(
         style=first.get("style", "iterable"),
         source=first.get("sampler_source"),
         simulated=simulated,
+        expected=_complete_stream(baseline, facts),
     )
+
+
+def _complete_stream(baseline: Facts | None, ranks: Mapping[int, Facts]) -> list[str] | None:
+    """The baseline stream, when it and every rank's stream were read to the end."""
+    if not baseline or not baseline.get("complete") or baseline.get("style") != "iterable":
+        return None
+    if not all(f.get("complete") for f in ranks.values()):
+        return None
+    return list(baseline.get("samples") or []) or None
 
 
 # ---------------------------------------------------------------- shared_rng
@@ -570,13 +598,51 @@ def judge_spawn_safety(f: Facts) -> list[Finding]:
     ]
 
 
+_HANDLE_FIX = (
+    "Open the handle lazily in each worker: set `self.f = None` in __init__ and "
+    "`if self.f is None: self.f = h5py.File(self.path, 'r')` in __getitem__ (or in "
+    "worker_init_fn); read only metadata in __init__ and close it again."
+)
+_THREAD_FIX = (
+    "Start threads (and take locks) lazily in each worker, e.g. in worker_init_fn or on first "
+    "use in __getitem__, never in __init__."
+)
+
+
+def _handle_problem(h: Facts) -> tuple[str, str]:
+    """(why it breaks, fix) for one fork-unsafe handle."""
+    kind = h["kind"]
+    if kind == "running thread":
+        return (
+            "a running thread when the workers fork: fork copies only the calling thread, so "
+            "it does not exist in the workers, and a lock it holds stays locked there forever",
+            _THREAD_FIX,
+        )
+    if kind.startswith("lock"):
+        return (
+            "a lock held when the workers fork: it stays locked forever in every worker (deadlock)",
+            _THREAD_FIX,
+        )
+    if kind == "CUDA tensor":
+        return (
+            "a CUDA tensor: forked workers cannot use CUDA (see cuda_in_worker)",
+            "Keep the dataset on the CPU; move batches to the GPU in the training loop.",
+        )
+    return (
+        f"an open {kind} when the workers fork: workers share one handle (one file position, "
+        "one set of locks), which corrupts reads, crashes or deadlocks (h5py, LMDB and sqlite3 "
+        "are not fork-safe)",
+        _HANDLE_FIX,
+    )
+
+
 def judge_fork_safety(f: Facts) -> list[Finding]:
     handles = f.get("handles", [])
-    threads = f.get("live_threads", [])
+    threads = f.get("live_threads", []) if f.get("start_method", "fork") == "fork" else []
     text = [f"{h['path']}: {h['description']}" for h in handles]
-    if threads and f.get("start_method", "fork") == "fork":
+    if threads:
         text.append(f"threads running when workers fork: {', '.join(threads[:5])}")
-    if not handles and not (threads and f.get("start_method", "fork") == "fork"):
+    if not handles and not threads:
         return [
             _finding(
                 "fork_safety",
@@ -587,29 +653,16 @@ def judge_fork_safety(f: Facts) -> list[Finding]:
         ]
     if handles:
         first = handles[0]
-        msg = (
-            f"`{first['path']}` is an open {first['kind']} when the workers fork"
-            + (f" (and {len(handles) - 1} more)" if len(handles) > 1 else "")
-            + ": workers share one handle and its file position/locks, which corrupts reads or "
-            "deadlocks (h5py and LMDB are not fork-safe)."
-        )
+        why, fix = _handle_problem(first)
+        more = f" (and {len(handles) - 1} more)" if len(handles) > 1 else ""
+        msg = f"`{first['path']}` is {why}{more}."
     else:
         msg = (
-            f"{len(threads)} thread(s) are running when workers fork: a lock held by one of "
-            "them at that moment stays locked forever in the worker."
+            f"{len(threads)} thread(s) run when the workers fork ({', '.join(threads[:3])}): a "
+            "lock held by one of them at that moment stays locked forever in the worker."
         )
-    return [
-        _finding(
-            "fork_safety",
-            Status.WARN,
-            msg,
-            evidence=f,
-            evidence_text=text,
-            fix="Open the handle lazily in each worker: set `self.f = None` in __init__ and "
-            "`if self.f is None: self.f = h5py.File(self.path, 'r')` in __getitem__ (or in "
-            "worker_init_fn); read only metadata in __init__ and close it again.",
-        )
-    ]
+        fix = _THREAD_FIX
+    return [_finding("fork_safety", Status.WARN, msg, evidence=f, evidence_text=text, fix=fix)]
 
 
 def judge_cuda_in_worker(f: Facts) -> list[Finding]:

@@ -85,7 +85,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "threads",
         "No thread oversubscription",
         "torch, BLAS/OpenMP and OpenCV threads × workers above the usable cores",
-        "one sample in each of N workers",
+        "up to 8 samples in each of N workers",
         True,
     ),
     ProbeSpec(

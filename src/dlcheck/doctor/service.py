@@ -269,4 +269,5 @@ def _rank_findings(events: list[dict[str, Any]]) -> list[Finding]:
         return []
     facts = {r: e.get("facts") for r, e in ranks.items()}
     failures = {r: e["failure"] for r, e in ranks.items() if e.get("failure")}
-    return judge_ranks(facts, failures)
+    base = next((e.get("facts") for e in events if e.get("kind") == "rank_baseline"), None)
+    return judge_ranks(facts, failures, baseline=base)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from dlcheck.cliutil import JSON_OPTION, STRICT_OPTION, VERBOSE_OPTION, handle_errors
 from dlcheck.env.torchprobe import prestart_for_cli
+
+if TYPE_CHECKING:
+    from dlcheck.dist.launch import LaunchInfo
 
 # `import torch` is the slow part of `dlcheck env`: start it now, before Typer parses argv.
 prestart_for_cli(sys.argv)
@@ -40,10 +44,20 @@ def env_command(
         min=0.1,
         help="Limit for `import torch` in the child process (slow filesystems need more).",
     ),
+    dist_timeout: float | None = typer.Option(
+        None,
+        "--dist-timeout",
+        metavar="SECONDS",
+        min=0.1,
+        help="Under torchrun/srun: how long to wait for a rank that does not arrive or goes "
+        "silent before reporting it (default: $DLCHECK_DIST_TIMEOUT or 60).",
+    ),
 ) -> None:
     """Check Python, PyTorch, CUDA, the driver, GPUs, libraries and host limits.
 
-    Every check gives a verdict and, when something is wrong, the fix.
+    Every check gives a verdict and, when something is wrong, the fix. Under torchrun, srun or
+    any launcher that sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT, every rank checks itself and
+    rank 0 prints one report for the whole job.
     Exit codes: 0 nothing failed, 1 a check failed (or warned, with --strict), 2 usage error.
     """
     from dlcheck.errors import UsageError
@@ -51,15 +65,46 @@ def env_command(
     with handle_errors(verbose):
         if json_out and markdown:
             raise UsageError("--json and --markdown cannot be combined.", "Pick one format.")
+        launch = _detect_launch()
         if list_checks:
-            _list(json_out)
+            if launch is None or launch.is_root:  # one listing per job, not one per rank
+                _list(json_out)
             return
+        if launch is not None:
+            from dlcheck.env.distributed import run_env_distributed
+
+            code = run_env_distributed(
+                launch,
+                lambda report: _render_dist(
+                    report, json_out=json_out, markdown=markdown, verbose=verbose, strict=strict
+                ),
+                checks=check or None,
+                timeout=timeout,
+                deep=deep,
+                strict=strict,
+                dist_timeout=dist_timeout,
+                report_error=lambda err: _rank_error(err, launch.rank, verbose),
+            )
+            raise typer.Exit(code)
         from dlcheck.env.service import run_env
 
         report = run_env(checks=check or None, timeout=timeout, deep=deep)
         _render(report, json_out=json_out, markdown=markdown, verbose=verbose, strict=strict)
         code = report.exit_code(strict)
     raise typer.Exit(code)
+
+
+def _detect_launch() -> LaunchInfo | None:
+    """The launch this rank belongs to, or None (the plain single-process run)."""
+    import os
+
+    # The variables detect_launch starts from: without them, skip importing dlcheck.dist
+    # (tens of milliseconds on the single-process path, which races the torch child).
+    if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
+        return None
+    from dlcheck.dist.launch import detect_launch
+
+    return detect_launch()
 
 
 def _list(json_out: bool) -> None:
@@ -97,3 +142,31 @@ def _render(report, *, json_out: bool, markdown: bool, verbose: bool, strict: bo
         from dlcheck.env.render import render_console
 
         render_console(report, console(), verbose=verbose)
+
+
+def _render_dist(report, *, json_out: bool, markdown: bool, verbose: bool, strict: bool) -> None:  # type: ignore[no-untyped-def]
+    from dlcheck.output import console, emit_json
+
+    if json_out:
+        emit_json(report.to_dict(strict=strict))
+    elif markdown:
+        from dlcheck.env.render import render_dist_markdown
+
+        console(width=10_000).print(
+            render_dist_markdown(report, verbose=verbose), markup=False, highlight=False, end=""
+        )
+    else:
+        from dlcheck.env.render import render_dist_console
+
+        render_dist_console(report, console(), verbose=verbose)
+
+
+def _rank_error(error: dict, rank: int, verbose: bool) -> None:
+    """This rank's own failure, on its own stderr (rank 0 names it in the report)."""
+    from dlcheck.cliutil import print_error
+    from dlcheck.errors import DlcheckError
+
+    exc = DlcheckError(
+        f"rank {rank}: {error.get('message')}", error.get("hint"), detail=error.get("detail")
+    )
+    print_error(exc, verbose=verbose)

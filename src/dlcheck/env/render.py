@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcheck.env.checks import GROUPS, Check
-from dlcheck.env.report import EnvReport
+from dlcheck.env.report import DistEnvReport, EnvReport
 from dlcheck.records import Status, summary_line
 
 _PROBLEM = {Status.WARN, Status.FAIL, Status.ERROR}
@@ -35,15 +35,20 @@ def render_checks(
     *,
     verbose: bool = False,
     header: str | None = None,
+    groups: dict[str, str] | None = None,
 ) -> None:
-    """The grouped view: one line per check, fixes under problems, a closing summary."""
+    """The grouped view: one line per check, fixes under problems, a closing summary.
+
+    ``groups`` (group → title, in display order) comes before the env groups when given.
+    """
     from rich.table import Table
     from rich.text import Text
 
     if header:
         console.print(Text(header, style="bold"))
         console.print()
-    group_order = list(GROUPS) + sorted({c.group for c in checks} - set(GROUPS))
+    titles = {**(groups or {}), **GROUPS}
+    group_order = list(titles) + sorted({c.group for c in checks} - set(titles))
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=3, no_wrap=True)
     grid.add_column(ratio=1, overflow="fold")
@@ -56,7 +61,7 @@ def render_checks(
         worst = max((c.status for c in items), key=_severity)
         grid.add_row(
             Text(f"[{worst.symbol}]", style=worst.style),
-            Text(GROUPS.get(group, group), style="bold"),
+            Text(titles.get(group, group), style="bold"),
             *([""] if verbose else []),
         )
         for c in items if verbose else _collapse_skips(items):
@@ -85,20 +90,33 @@ def render_checks(
     console.print(tail)
 
 
-_NOT_INSTALLED = re.compile(r"^(?P<what>.+): not installed$")
+# Skipped checks that say the same thing about different subjects fold into one line:
+# (pattern with a `what` group, the folded line's prefix).
+_FOLDS = (
+    (re.compile(r"^(?P<what>.+): not installed$"), "not installed"),
+    (re.compile(r"^(?P<what>\S+) not available on any rank$"), "not available on any rank"),
+)
+
+
+def _fold(summary: str) -> tuple[str, str] | None:
+    for pattern, label in _FOLDS:
+        m = pattern.match(summary)
+        if m:
+            return label, m.group("what")
+    return None
 
 
 def _collapse_skips(items: list[Check]) -> list[Check]:
     """Default view: fold skipped checks that say the same thing into one line."""
     out: list[Check] = []
-    not_installed: list[str] = []
+    folded: dict[str, list[str]] = {}
     same: dict[str, int] = {}
     for c in items:
         if c.status is not Status.SKIP:
             continue
-        m = _NOT_INSTALLED.match(c.summary)
-        if m:
-            not_installed.append(m.group("what"))
+        hit = _fold(c.summary)
+        if hit:
+            folded.setdefault(hit[0], []).append(hit[1])
         else:
             same[c.summary] = same.get(c.summary, 0) + 1
     emitted: set[str] = set()
@@ -106,12 +124,13 @@ def _collapse_skips(items: list[Check]) -> list[Check]:
         if c.status is not Status.SKIP:
             out.append(c)
             continue
-        if _NOT_INSTALLED.match(c.summary):
-            if "not installed" not in emitted:
-                emitted.add("not installed")
-                out.append(
-                    dataclasses.replace(c, summary="not installed: " + ", ".join(not_installed))
-                )
+        hit = _fold(c.summary)
+        if hit:
+            label = hit[0]
+            if label not in emitted:
+                emitted.add(label)
+                summary = f"{label}: " + ", ".join(folded[label])
+                out.append(dataclasses.replace(c, summary=summary))
             continue
         if c.summary in emitted:
             continue
@@ -251,3 +270,138 @@ def render_list(console: Any) -> None:
 def home_relative(path: str) -> str:
     home = os.path.expanduser("~")
     return "~" + path[len(home) :] if home and path.startswith(home + os.sep) else path
+
+
+# ---------------------------------------------------------------- across ranks
+
+#: Title of the group of checks that compare the ranks (shown first).
+CLUSTER_GROUPS = {"cluster": "Across ranks and nodes"}
+# How each launcher is named in headers.
+_LAUNCHERS = {"torchrun": "torchrun", "slurm": "srun", "env": "RANK/WORLD_SIZE"}
+
+
+def _scale_line(report: DistEnvReport) -> str:
+    """'2 ranks on 1 node (torchrun)'."""
+    n_nodes = len(report.nodes)
+    how = _LAUNCHERS.get(report.launcher, report.launcher)
+    return f"{report.world_size} ranks on {n_nodes} node{'s' if n_nodes != 1 else ''} ({how})"
+
+
+def _cluster_value(report: DistEnvReport, fact: str) -> tuple[Any, bool]:
+    """(the value, whether ranks disagree) of one compared fact; (None, False) when unknown."""
+    check = next((c for c in report.cluster_checks if c["id"] == f"cluster.{fact}"), None)
+    values = (check or {}).get("facts", {}).get("values") or []
+    if len(values) > 1:
+        return None, True
+    return (values[0]["value"] if values else None), False
+
+
+def dist_header_line(report: DistEnvReport) -> str:
+    parts = [_scale_line(report)]
+    for fact, name in (("python.version", "Python"), ("torch.version", "torch")):
+        value, differs = _cluster_value(report, fact)
+        if differs:
+            parts.append(f"{name} differs across ranks")
+        elif value:
+            parts.append(f"{name} {value}")
+    models, differs = _cluster_value(report, "gpu.models")
+    if differs:
+        parts.append("GPU models differ")
+    elif models:
+        names = sorted(set(str(models).split(", ")))
+        parts.append(names[0] if len(names) == 1 else str(models))
+    else:
+        parts.append("no NVIDIA GPU")
+    return "dlcheck env · " + " · ".join(parts)
+
+
+def render_dist_console(report: DistEnvReport, console: Any, *, verbose: bool = False) -> None:
+    """Rank 0's view: header, the node table (host → ranks → GPUs), then the cluster checks and
+    every per-rank check merged (worst status, naming the ranks), with one closing summary."""
+    from rich.text import Text
+
+    from dlcheck.dist.render import node_table
+
+    console.print(Text(dist_header_line(report), style="bold"))
+    console.print()
+    console.print(node_table(report.nodes))
+    console.print()
+    render_checks(
+        report.check_records(with_ranks=verbose), console, verbose=verbose, groups=CLUSTER_GROUPS
+    )
+
+
+def _replace_hosts(text: str, labels: dict[str, str]) -> str:
+    for host in sorted(labels, key=len, reverse=True):
+        if host and host != "?":
+            text = re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", labels[host], text)
+    return text
+
+
+def _md_value(value: Any) -> str:
+    from dlcheck.dist.cluster import format_value
+
+    return _md_cell(format_value(value))
+
+
+def render_dist_markdown(report: DistEnvReport, *, verbose: bool = False) -> str:
+    """The merged report as a bug-report block; hosts appear as ``node0``, ``node1``, …"""
+    from dlcheck.dist.cluster import SPECS_BY_NAME, compress_ranks, format_value, ranks_label
+
+    def fmt(fact: str, value: Any) -> str:
+        spec = SPECS_BY_NAME.get(fact)
+        return format_value(value, spec.kind if spec else "text")
+
+    labels = report.node_labels()
+    lines = [
+        f"#### `dlcheck env` across {_scale_line(report)} — {report.summary}",
+        "",
+        "| Node | Ranks | GPUs | Driver |",
+        "|---|---|---|---|",
+    ]
+    for n in report.nodes:
+        ranks = compress_ranks(n["ranks"])
+        if n.get("failed_ranks"):
+            ranks += f" (failed: {compress_ranks(n['failed_ranks'])})"
+        count = n.get("gpu_count")
+        gpus = "none" if not count else f"{count}× {_md_value(n.get('gpu_models'))}"
+        lines.append(
+            f"| {labels[str(n['host'])]} | {ranks} | {gpus} | {_md_value(n.get('nvidia_driver'))} |"
+        )
+    lines += ["", "| | Check | Result |", "|---|---|---|"]
+    records = report.check_records(with_ranks=verbose)
+    for c in records:
+        if c.status is Status.SKIP:
+            continue
+        cell = _md_cell(c.summary)
+        if c.fix and c.status in _PROBLEM:
+            cell += f"<br>**fix:** {_md_cell(c.fix)}"
+        lines.append(f"| {c.status.symbol} {c.status.value} | `{c.id}` | {cell} |")
+    skipped = [c for c in records if c.status is Status.SKIP]
+    if skipped:
+        lines += ["", f"<details><summary>{len(skipped)} skipped</summary>", ""]
+        lines += [f"- `{c.id}`: {_md_cell(c.summary)}" for c in skipped]
+        lines += ["", "</details>"]
+    lines += ["", "<details><summary>Key facts</summary>", "", "```"]
+    for c in report.cluster_checks:
+        values = c.get("facts", {}).get("values")
+        if values is None:
+            continue
+        fact = c["facts"]["fact"]
+        if len(values) == 1:
+            lines.append(f"{fact}: {fmt(fact, values[0]['value'])}")
+        else:
+            shown = "; ".join(
+                f"{fmt(fact, v['value'])} ({ranks_label(v['ranks'])})" for v in values
+            )
+            lines.append(f"{fact}: {shown}")
+    if verbose:
+        for c in records:
+            for k, v in c.facts.items():
+                lines.append(f"{c.id}.{k}: {_fact_text(v)}")
+    lines += ["```", "", "</details>"]
+    version = report.meta.get("dlcheck_version")
+    if version:
+        lines += ["", f"<sub>dlcheck {version}, schema dlcheck.env/1</sub>"]
+    text = _replace_hosts("\n".join(lines) + "\n", labels)
+    return privacy_filter(text)

@@ -121,3 +121,113 @@ class EnvReport:
             f"<p><b>dlcheck env</b>: {escape(self.summary)}</p>"
             f"<table><tr><th>status</th><th>check</th><th>result</th></tr>{rows}</table>"
         )
+
+
+def rank_input(entry: dict[str, Any]) -> dict[str, Any]:
+    """One rank's entry of the distributed document as :mod:`dlcheck.dist.cluster` reads it."""
+    out: dict[str, Any] = {
+        "rank": entry["rank"],
+        "local_rank": entry.get("local_rank"),
+        "host": entry.get("host"),
+    }
+    if entry.get("error"):
+        return {**out, "error": entry["error"]}
+    return {**out, "facts": dict(entry.get("comparable") or {}), "checks": entry.get("checks", [])}
+
+
+@dataclass(frozen=True)
+class DistEnvReport:
+    """``dlcheck env`` across ranks, as rank 0 sees it: every rank's report, merged.
+
+    ``ranks`` holds one entry per rank, in rank order: that rank's ``dlcheck.env/1`` document
+    with ``rank``, ``local_rank`` and ``host`` added, or ``{"rank", "local_rank", "host",
+    "error": {"kind", "message", "hint", "exit_code"}}`` when its run failed. ``nodes``,
+    ``cluster_checks`` and ``checks`` (the per-rank checks merged: worst status, plus
+    ``"ranks": {status: [ranks]}``) come from :func:`dlcheck.dist.cluster.merge_env_reports`.
+    """
+
+    launcher: str
+    world_size: int
+    ranks: tuple[dict[str, Any], ...]
+    nodes: tuple[dict[str, Any], ...]
+    cluster_checks: tuple[dict[str, Any], ...]
+    checks: tuple[dict[str, Any], ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+    # The code every rank exits with (agreed across ranks); None until it is known.
+    agreed_exit: int | None = None
+
+    @classmethod
+    def from_ranks(
+        cls,
+        entries: list[dict[str, Any]],
+        *,
+        launcher: str,
+        world_size: int,
+        meta: dict[str, Any] | None = None,
+    ) -> DistEnvReport:
+        from dlcheck.dist.cluster import merge_env_reports
+
+        entries = sorted(entries, key=lambda e: int(e["rank"]))
+        merged = merge_env_reports([rank_input(e) for e in entries], world_size)
+        return cls(
+            launcher=launcher,
+            world_size=world_size,
+            ranks=tuple(entries),
+            nodes=tuple(merged["nodes"]),
+            cluster_checks=tuple(merged["cluster_checks"]),
+            checks=tuple(merged["checks"]),
+            meta=dict(meta or {}),
+        )
+
+    @property
+    def statuses(self) -> list[Status]:
+        return [Status(c["status"]) for c in (*self.cluster_checks, *self.checks)]
+
+    def exit_code(self, strict: bool = False) -> int:
+        """The agreed code when known, else what the merged checks say."""
+        own = exit_code_for(self.statuses, strict=strict)
+        return max(own, self.agreed_exit) if self.agreed_exit is not None else own
+
+    @property
+    def summary(self) -> str:
+        return summary_line(self.statuses)
+
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(1 for x in self.statuses if x is s) for s in Status}
+
+    def failed_ranks(self) -> list[int]:
+        return [int(e["rank"]) for e in self.ranks if e.get("error")]
+
+    def node_labels(self) -> dict[str, str]:
+        """host → ``node0``, ``node1``, … in order of each host's first rank."""
+        return {str(n["host"]): f"node{i}" for i, n in enumerate(self.nodes)}
+
+    def check_records(self, *, with_ranks: bool = False) -> list[Check]:
+        """Cluster checks then merged per-rank checks, as :class:`Check` records for rendering.
+
+        ``with_ranks`` adds the ``{status: [ranks]}`` map to each merged check's facts.
+        """
+        out = [Check.from_dict(c) for c in self.cluster_checks]
+        for c in self.checks:
+            check = Check.from_dict(c)
+            if with_ranks and c.get("ranks"):
+                check = Check.from_dict({**c, "facts": {"ranks": c["ranks"], **check.facts}})
+            out.append(check)
+        return out
+
+    def to_dict(self, strict: bool = False) -> dict[str, Any]:
+        from dlcheck.output import to_jsonable
+
+        return {
+            "schema": SCHEMA,
+            **{k: to_jsonable(v) for k, v in self.meta.items()},
+            "exit_code": self.exit_code(strict),
+            "strict": strict,
+            "launcher": self.launcher,
+            "world_size": self.world_size,
+            "summary": {"text": self.summary, **self.counts()},
+            "nodes": to_jsonable(list(self.nodes)),
+            "cluster_checks": to_jsonable(list(self.cluster_checks)),
+            "checks": to_jsonable(list(self.checks)),
+            "ranks": to_jsonable(list(self.ranks)),
+        }

@@ -318,6 +318,14 @@ def take_prestarted(timeout: float, deep: bool = False) -> TorchProbe | None:
     return probe
 
 
+def discard_prestarted() -> None:
+    """Kill the child :func:`prestart_for_cli` started if nobody took it (no-op otherwise)."""
+    global _PRESTARTED
+    probe, _PRESTARTED = _PRESTARTED, None
+    if probe is not None:
+        probe.kill()
+
+
 def _signal_name(returncode: int | None) -> str | None:
     if returncode is None or returncode >= 0:
         return None

@@ -432,6 +432,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     peaks = _Peaks()
     peaks.start()
     epochs: list[EpochTrace] = []
+    notes: list[str] = []
     error: dict[str, Any] | None = None
     event_every = float(request.get("event_every_s", 0.25))
     t0 = time.perf_counter()
@@ -490,6 +491,10 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                 epochs.append(EpochTrace(started, tuple(times), tuple(sizes), complete))
             if not times and not epochs[:-1]:
                 raise _Empty()
+            if not times:
+                # A second pass yields nothing (a one-shot generator): measure what we have.
+                notes.append("the dataset yielded nothing on a second pass (iterable only once?)")
+                break
             n, s = _steady_so_far(epochs[-1], setting)
             done_batches += n
             done_s += s
@@ -541,7 +546,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         "peak_pss_bytes": peaks.pss or None,
         "peak_shm_bytes": peaks.shm,
         "error": error,
-        "notes": [],
+        "notes": notes,
     }
     if setting.pin_memory and not torch.cuda.is_available() and gpu is None:
         result["notes"].append("pin_memory has no effect without CUDA")

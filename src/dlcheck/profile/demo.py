@@ -12,9 +12,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-N_IMAGES = 1024
-SIDE = 160
-VERSION = "1"
+N_IMAGES = 4096
+SIDE = 128
+VERSION = "2"
 
 
 def cache_dir() -> Path:
@@ -74,7 +74,7 @@ def _decoder() -> Any:
 class CustomImageDataset:
     """Map-style dataset over an annotations CSV (file name, label) and an image folder."""
 
-    def __init__(self, annotations_file: str | Path, img_dir: str | Path, crop: int = 128):
+    def __init__(self, annotations_file: str | Path, img_dir: str | Path, crop: int = 112):
         with open(annotations_file, newline="") as f:
             self.img_labels = [(row[0], int(row[1])) for row in csv.reader(f)]
         self.img_dir = str(img_dir)

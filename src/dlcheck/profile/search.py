@@ -23,6 +23,8 @@ MAX_WORKERS = 64
 PATIENCE = 2
 #: Stop after one flat step when far below the best (e.g. tiny samples, 0 workers best).
 FAR_BELOW = 0.7
+#: Repeat runs spent on close calls, at most, per batch size.
+MAX_REPEATS = 4
 #: Relative run-to-run noise assumed at least (the windows of one run cannot see it).
 BETWEEN_RUNS = 0.015
 
@@ -234,6 +236,9 @@ class AdaptivePlanner:
         if rec is None:
             return []
         rounds = {k: max(r.round for r in e.results) for k, e in est.items()}
+        spent = sum(1 for e in group for r in e.results if r.round)
+        if spent >= MAX_REPEATS:
+            return []
         # The recommendation and every cheaper setting near the noise boundary of the best.
         suspects = [
             e
@@ -244,15 +249,19 @@ class AdaptivePlanner:
                 e.samples_per_s or 0.0, e.rel_noise, best.samples_per_s or 0.0, best.rel_noise
             )
         ]
+        # Re-measure in pairs, the best first, so both sides of a close call get the same
+        # number of runs (a suspect is never repeated more often than the best).
         out = []
+        best_round = rounds[best.setting.key()]
+        suspects.sort(key=lambda e: abs((e.samples_per_s or 0.0) - (best.samples_per_s or 0.0)))
         for e in suspects[:2]:
             nxt = rounds[e.setting.key()] + 1
             if nxt > self.space.refine_rounds:
                 continue
+            if best_round < nxt:
+                out.append((best.setting, best_round + 1))
+                break
             out.append((e.setting, nxt))
-            nb = rounds[best.setting.key()] + 1
-            if nb <= self.space.refine_rounds and nb <= nxt:
-                out.append((best.setting, nb))
         return out
 
 

@@ -281,7 +281,7 @@ def _measure_fn(
             request["duration_s"] = opts.duration
         elif rnd:
             # A repeat spent on an uncertain decision: a longer window.
-            request.update(min_s=2.0 * (rnd + 1) / 2, max_s=8.0)
+            request.update(min_s=1.0 + 0.5 * rnd, max_s=6.0)
         if progress:
             progress({"type": "start", "setting": setting, "round": rnd})
 

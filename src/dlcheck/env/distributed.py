@@ -1,0 +1,160 @@
+"""``dlcheck env`` across the ranks of a torchrun / SLURM / manual launch.
+
+Every rank runs its own checks (its own ``import torch`` child included); rank 0 gathers the
+reports, merges them (:mod:`dlcheck.dist.cluster`) and renders them; the other ranks print
+nothing on stdout. Every rank exits with the worst code of all ranks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from dlcheck.errors import UsageError
+
+if TYPE_CHECKING:
+    from dlcheck.dist import DistSession, LaunchInfo
+    from dlcheck.env.report import DistEnvReport
+
+# Slack on top of the env run's own limits (torch child, library child, NVML) before rank 0
+# stops waiting for a rank that is alive but still checking.
+_GATHER_SLACK_S = 60.0
+_LOG_VAR = "TORCH_CPP_LOG_LEVEL"  # what dlcheck.dist.quiet_c10d_logs sets
+
+
+def validate_checks(checks: list[str] | None) -> None:
+    """Raise the usage error for unknown ``--check`` ids on every rank, before joining."""
+    if not checks:
+        return
+    from dlcheck.env import checks as checks_mod
+    from dlcheck.env.service import _unknown_checks
+
+    try:
+        checks_mod.select(list(checks))
+    except KeyError as exc:
+        raise _unknown_checks(list(exc.args[0])) from None
+
+
+def run_env_distributed(
+    launch: LaunchInfo,
+    render: Callable[[DistEnvReport], None],
+    *,
+    checks: list[str] | None = None,
+    timeout: float = 60.0,
+    deep: bool = False,
+    strict: bool = False,
+    dist_timeout: float | None = None,
+    report_error: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Run the env checks on this rank, merge all ranks on rank 0, call ``render`` there.
+
+    ``render`` receives the merged :class:`DistEnvReport` (with the agreed exit code) on rank 0
+    only, while the group still holds, so a launcher cannot stop rank 0 before it has printed.
+    ``dist_timeout`` (default ``DLCHECK_DIST_TIMEOUT`` or 60 s) bounds joining and silence;
+    ``report_error`` shows this rank's own failure on its stderr. Returns the agreed exit code.
+    Raises :class:`dlcheck.dist.RankFailure` (exit 1, or 130 when a rank was interrupted) when a
+    rank fails outside its checks, exits or never arrives; ``UsageError`` for bad options.
+    """
+    from dlcheck.dist import quiet_c10d_logs, timeout_from_env
+
+    # Before anything in this process imports torch: keeps c10d's C++ traces off stderr. The
+    # variable is dlcheck's own, so it is dropped again before the checks list the environment.
+    ours = _LOG_VAR not in os.environ and quiet_c10d_logs()
+    t0 = time.perf_counter()
+    try:
+        if timeout is None or timeout <= 0:
+            raise UsageError("--timeout must be a positive number of seconds.")
+        if dist_timeout is not None and not dist_timeout > 0:
+            raise UsageError("--dist-timeout must be a positive number of seconds.")
+        limit = timeout_from_env() if dist_timeout is None else dist_timeout
+        validate_checks(checks)
+        return _run(launch, render, checks, timeout, deep, strict, limit, report_error, t0, ours)
+    finally:
+        if ours:
+            os.environ.pop(_LOG_VAR, None)
+        # Only a rank that never reached its checks still has the CLI's torch child.
+        from dlcheck.env.torchprobe import discard_prestarted
+
+        discard_prestarted()
+
+
+def _run(
+    launch: LaunchInfo,
+    render: Callable[[DistEnvReport], None],
+    checks: list[str] | None,
+    timeout: float,
+    deep: bool,
+    strict: bool,
+    limit: float,
+    report_error: Callable[[dict[str, Any]], None] | None,
+    t0: float,
+    drop_log_var: bool,
+) -> int:
+    import dataclasses
+
+    from dlcheck.dist import session, worst_exit
+    from dlcheck.env.report import DistEnvReport
+
+    # A rank may be slower than rank 0 (a cold torch import): wait for it as long as its own
+    # limits allow (the torch child and the library child each get `timeout`).
+    wait_s = 2 * timeout + limit + _GATHER_SLACK_S
+    with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
+        if drop_log_var:  # torch has read it by now
+            os.environ.pop(_LOG_VAR, None)
+        mine = ctx.capture(lambda: _local_entry(ctx, checks, timeout, deep, strict))
+        if mine["ok"]:
+            local = int(mine["value"]["exit_code"])
+        else:
+            local = int(mine["error"].get("exit_code") or 1)
+            if report_error is not None:
+                report_error(mine["error"])
+        records = ctx.gather(mine, stage="env reports", wait_s=wait_s)
+        report = None
+        if records is not None:
+            report = DistEnvReport.from_ranks(
+                [_entry(r) for r in records],
+                launcher=launch.launcher,
+                world_size=ctx.world_size,
+                meta={
+                    "dlcheck_version": _version(),
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+            )
+            local = worst_exit([local, report.exit_code(strict)])
+        code = ctx.agree_exit(local)
+        if report is not None:
+            meta = {**report.meta, "duration_s": round(time.perf_counter() - t0, 3)}
+            render(dataclasses.replace(report, meta=meta, agreed_exit=code))
+    return code
+
+
+def _local_entry(
+    ctx: DistSession, checks: list[str] | None, timeout: float, deep: bool, strict: bool
+) -> dict[str, Any]:
+    import json
+
+    from dlcheck.env.service import run_env
+    from dlcheck.output import dumps
+
+    report = run_env(checks=checks, timeout=timeout, deep=deep)
+    doc = {"rank": ctx.rank, "local_rank": ctx.local_rank, "host": ctx.host}
+    # Scrubbed here, against this rank's own environment: rank 0 cannot know other ranks'
+    # secret values when it prints.
+    return {**doc, **json.loads(dumps(report.to_dict(strict=strict)))}
+
+
+def _entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A gathered record (``ctx.capture``) → the rank's entry of the merged document."""
+    if record.get("ok"):
+        return dict(record["value"])
+    error = {k: v for k, v in (record.get("error") or {}).items() if k != "detail"}
+    return {"rank": record["rank"], "local_rank": None, "host": record.get("host"), "error": error}
+
+
+def _version() -> str:
+    from dlcheck import __version__
+
+    return __version__
