@@ -1168,12 +1168,13 @@ class ThreadsProbeDataset:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         err = None
+        before = thread_cpu_times()
         try:
             for j in range(min(8, len(self.dataset))):
                 self.dataset[j]
         except Exception as exc:
             err = last_line(exc)
-        return thread_facts(err)
+        return thread_facts(err, before)
 
 
 class ThreadsProbeIterable(IterableDataset):  # type: ignore[type-arg]
@@ -1184,28 +1185,36 @@ class ThreadsProbeIterable(IterableDataset):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         err = None
+        before = thread_cpu_times()
         try:
             for j, _sample in enumerate(self.dataset):
                 if j >= 7:
                     break
         except Exception as exc:
             err = last_line(exc)
-        yield thread_facts(err)
+        yield thread_facts(err, before)
 
 
-def busy_threads(min_cpu_s: float = 0.02) -> int | None:
-    """OS threads of this process that have used CPU (pools that really ran, not just exist)."""
+def thread_cpu_times() -> dict[int, float]:
+    """CPU seconds used so far by each OS thread of this process."""
     import psutil
 
     try:
-        return sum(
-            1 for t in psutil.Process().threads() if t.user_time + t.system_time >= min_cpu_s
-        )
+        return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
     except Exception:
+        return {}
+
+
+def busy_threads(before: dict[int, float], min_cpu_s: float = 0.02) -> int | None:
+    """Threads that used CPU since ``before`` (pools that really ran while fetching samples,
+    not start-up work or pools that merely exist)."""
+    after = thread_cpu_times()
+    if not after:
         return None
+    return sum(1 for tid, cpu in after.items() if cpu - before.get(tid, 0.0) >= min_cpu_s)
 
 
-def thread_facts(sample_error: str | None = None) -> dict[str, Any]:
+def thread_facts(sample_error: str | None, before: dict[int, float]) -> dict[str, Any]:
     import torch
     from torch.utils.data import get_worker_info
 
@@ -1233,7 +1242,7 @@ def thread_facts(sample_error: str | None = None) -> dict[str, Any]:
     return {
         "worker": info.id if info is not None else -1,
         "pools": pools,
-        "busy_threads": busy_threads(),
+        "busy_threads": busy_threads(before),
         "python_threads": threading.active_count(),
         "sample_error": sample_error,
         "env": {
