@@ -221,6 +221,19 @@ def test_shard_audit_map_style_passes_and_plain_sampler_fails() -> None:
     assert "every rank reads the same data" in f.message
 
 
+def test_spawn_loader_workers_start_and_are_judged() -> None:
+    # Python 3.14 makes forkserver the Linux default: worker probes must work with a
+    # non-fork context too (our worker_init_fn and wrappers pickle; workers import cleanly).
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        clean_tensor.TensorPairs(32), batch_size=4, num_workers=2, multiprocessing_context="spawn"
+    )
+    report = doctor(loader, "threads", "spawn_safety")
+    assert [f.status for f in report.findings] == [Status.PASS, Status.PASS], report.findings
+    assert finding(report, "threads").evidence["busy_threads_per_worker"] is not None
+
+
 # ---------------------------------------------------------------- clean datasets
 
 
