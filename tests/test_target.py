@@ -89,3 +89,29 @@ def test_import_error_in_user_module(tmp_path: Path) -> None:
     p2 = write(tmp_path, "raise ValueError('bad config')\n", "other.py")
     with pytest.raises(UserCodeError, match="ValueError: bad config"):
         load_target(f"{p2}:ds")
+
+
+SPAWN_DATASET = """
+import torch
+from torch.utils.data import Dataset
+
+class Tens(Dataset):
+    def __len__(self):
+        return 8
+    def __getitem__(self, i):
+        return torch.tensor([i])
+
+ds = Tens()
+"""
+
+
+def test_file_target_works_with_spawn_workers(tmp_path: Path) -> None:
+    import torch
+
+    p = write(tmp_path, SPAWN_DATASET, "spawnable_data.py")
+    ds = load_target(f"{p}:ds")
+    assert type(ds).__module__ == "spawnable_data"
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, num_workers=1, multiprocessing_context="spawn"
+    )
+    assert [b.tolist() for b in loader] == [[[0], [1], [2], [3]], [[4], [5], [6], [7]]]

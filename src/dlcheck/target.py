@@ -74,7 +74,14 @@ def _import_source(spec: TargetSpec) -> Any:
         path = Path(spec.source)
         # Make sibling imports in the user's file work, as `python file.py` would.
         sys.path.insert(0, str(path.parent))
-        name = f"_dlcheck_target_{path.stem}"
+        # Register under the file's own name, as `python -c "import stem"` would: spawn and
+        # forkserver workers unpickle the dataset's class by module name and must find it.
+        name = path.stem
+        existing = sys.modules.get(name)
+        if not name.isidentifier() or (
+            existing is not None and getattr(existing, "__file__", None) != str(path)
+        ):
+            name = f"_dlcheck_target_{path.stem}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:  # pragma: no cover
             raise UsageError(f"Cannot load {spec.source!r} as a Python file.")
