@@ -6,14 +6,15 @@ For each of four cost structures (benchmarks/quality_datasets.py), side by side 
    time, its recommendation and the samples/s it reports per setting;
 2. an exhaustive bare-loop sweep of num_workers 0,1,2,4,...,64 at batch size 64, each in a
    fresh process, measured properly: the first batch and the W x prefetch start-up buffer are
-   discarded, then at least 3 pipeline depths and 3 s are timed.
+   discarded, then at least 3 pipeline depths and 3 s are timed; the top three and dlcheck's
+   pick are measured twice (best of 2).
 
 It reports recommendation/best (bare-loop throughput of the recommended setting over the
 exhaustive best), fidelity (dlcheck's samples/s over the bare loop's for the same setting:
 for the recommended one, and the median over every setting dlcheck measured) and the sweep's
 wall time, and rewrites the profile_quality section of benchmarks/README.md.
 
-    .venv/bin/python benchmarks/profile_quality.py            # all four, ~8-10 min on 2 cores
+    .venv/bin/python benchmarks/profile_quality.py            # all four, ~10-12 min on 2 cores
     .venv/bin/python benchmarks/profile_quality.py cpu io     # a subset
 """
 
@@ -142,6 +143,7 @@ def main(names: list[str]) -> None:
     env[qd.CPU_ITERS_ENV] = str(qd.calibrate_cpu_iters())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     rows = []
     for name in names:
         print(f"== {name}: dlcheck search", file=sys.stderr, flush=True)
@@ -159,6 +161,15 @@ def main(names: list[str]) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+        # Noise on a shared machine only ever slows a run down: measure the contenders (the
+        # top three and dlcheck's pick) once more and keep the better figure (best-of-2).
+        ranked = sorted((w for w in WORKERS if bare[w]), key=lambda w: -(bare[w] or 0.0))
+        again = set(ranked[:3]) | ({rec.get("num_workers")} & set(WORKERS))
+        for w in sorted(again):
+            v = run_bare(name, w, env)
+            if v and (bare[w] is None or v > bare[w]):  # type: ignore[operator]
+                bare[w] = v
+            print(f"   bare loop, {w:>2} workers again: {fmt(v)} samples/s", file=sys.stderr)
         good = {w: v for w, v in bare.items() if v}
         best_w = max(good, key=lambda w: good[w])
         rec_w = rec.get("num_workers")
@@ -183,18 +194,21 @@ def main(names: list[str]) -> None:
             }
         )
     total = time.monotonic() - started
-    table = render(rows, total)
+    load = (load_before, os.getloadavg()[0])
+    table = render(rows, total, load)
     print(table)
     if set(names) == set(DATASETS):
         write_readme(table)
 
 
-def render(rows: list[dict], total: float) -> str:
+def render(rows: list[dict], total: float, load: tuple[float, float]) -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpus} usable CPUs "
         f"({platform.processor() or platform.machine()}), batch size {BATCH}, "
-        f"benchmark total {total / 60:.1f} min. Targets: recommendation/best ≥ 0.9 (aim 0.95), "
+        f"benchmark total {total / 60:.1f} min, load average {load[0]:.1f} at the start and "
+        f"{load[1]:.1f} at the end (other work on the machine makes figures noisy). "
+        "Targets: recommendation/best ≥ 0.9 (aim 0.95), "
         "fidelity 0.8–1.25 (aim 0.95–1.05), sweep ≤ 90 s (aim 45 s).",
         "",
         "| dataset | dlcheck sweep | workers tried | recommended | exhaustive best | "

@@ -55,15 +55,32 @@ def rank_entry(request: dict[str, Any], send: Any) -> Any:
     )
 
     rank, world = int(request["rank"]), int(request["world_size"])
-    patch_distributed(rank, world)
+    patch_distributed(
+        rank,
+        world,
+        local_rank=request.get("local_rank"),
+        local_world_size=request.get("local_world_size"),
+    )
     set_seeds(int(request["options"].get("seed", 0)))
     if request.get("mode") == "object":
         obj, source = request["_object"], None
     else:
         obj, source = _load({"target": request["target"]})
+    if request.get("alarm_s"):
+        # A fresh interpreter (a real rank): loading is bounded by the parent's timeout, the
+        # shard by one probe timeout. SIGALRM ends this process; its workers die with it.
+        import signal
+
+        signal.alarm(max(1, int(float(request["alarm_s"]) + 0.999)))
     ctx = make_context(obj, request["options"], source)
     try:
-        return rank_samples(ctx, rank, world, baseline=bool(request.get("baseline")))
+        return rank_samples(
+            ctx,
+            rank,
+            world,
+            baseline=bool(request.get("baseline")),
+            fetch=int(request.get("fetch") or 0),
+        )
     finally:
         reap_workers()
 
@@ -92,7 +109,8 @@ def determinism_entry(request: dict[str, Any], send: Any) -> Any:
         reap_workers()
 
 
-def _failure(outcome: Any) -> dict[str, Any]:
+def failure_record(outcome: Any) -> dict[str, Any]:
+    """Why a child run (a probe, a rank's shard) delivered no result, as JSON-able facts."""
     last_step = None
     for ev in reversed(outcome.events):
         if "step" in ev:
@@ -132,7 +150,11 @@ def runner(request: dict[str, Any], send: Any) -> Any:
 
     # Rank runs fork *before* TARGET is imported, so a factory that builds a
     # DistributedSampler (or an iterable that reads the rank) sees its simulated rank.
-    if world:
+    # Under a real launch (``shard_ranks``: this process's own rank) only that rank is read
+    # here; the other ranks read theirs in their own processes.
+    shard_ranks = options.get("shard_ranks")
+    ranks = range(int(world or 0)) if shard_ranks is None else [int(r) for r in shard_ranks]
+    if world and 0 in ranks:
         # The whole stream as one process sees it: what the ranks together should cover.
         base_out = run_child(
             "dlcheck.doctor.child:rank_entry",
@@ -142,11 +164,17 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             stderr_passthrough=bool(options.get("verbose")),
         )
         send({"kind": "rank_baseline", "facts": base_out.value if base_out.ok else None})
-        for rank in range(int(world)):
+    if world:
+        for rank in ranks:
             send({"kind": "rank_start", "rank": rank})
             out = run_child(
                 "dlcheck.doctor.child:rank_entry",
-                {**base, "rank": rank, "world_size": int(world)},
+                {
+                    **base,
+                    "rank": rank,
+                    "world_size": int(world),
+                    "fetch": int(options.get("shard_fetch") or 0),
+                },
                 obj=obj_for_fork,
                 timeout=timeout,
                 stderr_passthrough=bool(options.get("verbose")),
@@ -156,11 +184,11 @@ def runner(request: dict[str, Any], send: Any) -> Any:
                     "kind": "rank_done",
                     "rank": rank,
                     "facts": out.value if out.ok else None,
-                    "failure": None if out.ok else _failure(out),
+                    "failure": None if out.ok else failure_record(out),
                 }
             )
 
-    if world:  # the probes see the target as rank 0 of the simulated world
+    if world:  # the probes see the target as rank 0 of the (simulated or real) world
         from dlcheck.doctor.facts import patch_distributed
 
         patch_distributed(0, int(world))
@@ -210,7 +238,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             on_event=forward,
             stderr_passthrough=bool(options.get("verbose")),
         )
-        failure = None if out.ok else _failure(out)
+        failure = None if out.ok else failure_record(out)
         if failure and failure["timed_out"] and PROBES_BY_ID[probe].touches_samples:
             hung_in = probe
         send(

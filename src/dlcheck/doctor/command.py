@@ -35,6 +35,14 @@ def doctor_command(
     timeout: float = typer.Option(
         30.0, "--timeout", help="Seconds each probe may take before it counts as hung."
     ),
+    dist_timeout: float | None = typer.Option(
+        None,
+        "--dist-timeout",
+        metavar="SECONDS",
+        min=0.1,
+        help="Under torchrun/srun: how long to wait for a rank that does not arrive or goes "
+        "silent before reporting it (default: $DLCHECK_DIST_TIMEOUT or 60).",
+    ),
     strict: bool = STRICT_OPTION,
     json_out: bool = JSON_OPTION,
     verbose: bool = VERBOSE_OPTION,
@@ -42,14 +50,19 @@ def doctor_command(
     """Find data-loading bugs that silently corrupt or slow training.
 
     Each probe runs in its own child process with a timeout; exit 0 when nothing failed,
-    1 when a probe failed (or warned, with --strict), 2 for usage errors.
+    1 when a probe failed (or warned, with --strict), 2 for usage errors. Under torchrun, srun
+    or any launcher that sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT, every rank reads its own
+    shard, rank 0 runs the probes and prints one report for the whole job.
     """
     from dlcheck.output import console, emit_json
 
     with handle_errors(verbose):
         from dlcheck.doctor import render
 
+        launch = _detect_launch()
         if list_probes:
+            if launch is not None and not launch.is_root:  # one listing per job
+                raise typer.Exit(0)
             if json_out:
                 emit_json(render.probe_list_doc())
             else:
@@ -62,10 +75,30 @@ def doctor_command(
                 "Missing TARGET.",
                 "Give the dataset or loader to check, e.g. `dlcheck doctor data.py:train_loader`.",
             )
+        err = console(stderr=True)
+        if launch is not None:
+            from dlcheck.doctor.distributed import run_doctor_distributed
+
+            with _progress(err, scan and launch.is_root, launch.is_root) as on_progress:
+                code = run_doctor_distributed(
+                    launch,
+                    target,
+                    lambda report: _render(report, json_out=json_out, verbose=verbose),
+                    probes=probe or None,
+                    scan=scan,
+                    workers=workers,
+                    world_size=world_size,
+                    timeout=timeout,
+                    strict=strict,
+                    verbose=verbose,
+                    dist_timeout=dist_timeout,
+                    on_progress=on_progress,
+                    report_error=lambda e: _rank_error(e, launch.rank, verbose),
+                )
+            raise typer.Exit(code)
         from dlcheck.doctor.service import run_doctor, validate_probes
 
         validate_probes(probe)
-        err = console(stderr=True)
         with _progress(err, scan) as on_progress:
             report = run_doctor(
                 target,
@@ -78,17 +111,48 @@ def doctor_command(
                 verbose=verbose,
                 on_progress=on_progress,
             )
-        if json_out:
-            emit_json(report.to_dict())
-        else:
-            render.render_report(report, console(), verbose=verbose)
+        _render(report, json_out=json_out, verbose=verbose)
         raise typer.Exit(report.exit_code)
 
 
+def _render(report: Any, *, json_out: bool, verbose: bool) -> None:
+    from dlcheck.doctor import render
+    from dlcheck.output import console, emit_json
+
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        render.render_report(report, console(), verbose=verbose)
+
+
+def _detect_launch() -> Any:
+    """The launch this rank belongs to (torchrun, srun, RANK/WORLD_SIZE), or None."""
+    import os
+
+    if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
+        return None
+    from dlcheck.dist.launch import detect_launch
+
+    return detect_launch()
+
+
+def _rank_error(error: dict[str, Any], rank: int, verbose: bool) -> None:
+    """This rank's own failure, on its own stderr (rank 0 names it in the report)."""
+    from dlcheck.cliutil import print_error
+    from dlcheck.errors import DlcheckError
+
+    exc = DlcheckError(
+        f"rank {rank}: {error.get('message')}", error.get("hint"), detail=error.get("detail")
+    )
+    print_error(exc, verbose=verbose)
+
+
 @contextlib.contextmanager
-def _progress(err: Any, scan: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+def _progress(
+    err: Any, scan: bool, show: bool = True
+) -> Iterator[Callable[[dict[str, Any]], None] | None]:
     """An on_progress callback: a progress bar for --scan, a transient status on a terminal."""
-    if not (scan or err.is_terminal):
+    if not show or not (scan or err.is_terminal):
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

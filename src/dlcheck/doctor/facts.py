@@ -1344,15 +1344,22 @@ COLLECTORS: dict[str, Callable[[ProbeContext, Send], dict[str, Any]]] = {
 # ---------------------------------------------------------------- shard audit (one rank)
 
 
-def patch_distributed(rank: int, world_size: int) -> None:
-    """Make this process look like rank ``rank`` of ``world_size`` to user code."""
+def patch_distributed(
+    rank: int,
+    world_size: int,
+    *,
+    local_rank: int | None = None,
+    local_world_size: int | None = None,
+) -> None:
+    """Make this process look like rank ``rank`` of ``world_size`` to user code (simulated
+    ranks all live on one host, so the local rank defaults to the rank)."""
     import torch.distributed as dist
 
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world_size),
-        LOCAL_RANK=str(rank),
-        LOCAL_WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank if local_rank is None else local_rank),
+        LOCAL_WORLD_SIZE=str(world_size if local_world_size is None else local_world_size),
     )
     dist.is_available = lambda: True  # type: ignore[assignment]
     dist.is_initialized = lambda: True  # type: ignore[assignment]
@@ -1361,12 +1368,14 @@ def patch_distributed(rank: int, world_size: int) -> None:
 
 
 def rank_samples(
-    ctx: ProbeContext, rank: int, world_size: int, *, baseline: bool = False
+    ctx: ProbeContext, rank: int, world_size: int, *, baseline: bool = False, fetch: int = 0
 ) -> dict[str, Any]:
     """What rank ``rank`` would read in one epoch: indices (map-style) or fingerprints.
 
     ``baseline``: the whole stream of an iterable dataset as one process sees it (world size
-    1, no workers), which the ranks' shards together should cover.
+    1, no workers), which the ranks' shards together should cover. ``fetch``: also fetch the
+    first ``fetch`` samples of a map-style shard (a real rank that cannot load its own samples
+    is a rank that fails in training); the first exception lands in ``fetch_error``.
     """
     from torch.utils.data.distributed import DistributedSampler
 
@@ -1414,8 +1423,17 @@ def rank_samples(
         facts["drop_last"] = bool(sampler.drop_last)
     facts["dataset_len"] = ctx.length
     try:
-        facts["samples"] = [f"index {int(i)}" for i in iter(sampler)]
+        indices = [int(i) for i in iter(sampler)]
+        facts["samples"] = [f"index {i}" for i in indices]
         facts["complete"] = True
     except Exception as exc:
         facts.update(samples=[], complete=False, error=last_line(exc))
+        return facts
+    for i in indices[:fetch]:
+        try:
+            _fetch(ctx, i)
+        except Exception as exc:
+            facts["fetch_error"] = {"index": i, "error": last_line(exc)}
+            break
+    facts["fetched"] = min(fetch, len(indices))
     return facts

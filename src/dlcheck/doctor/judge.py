@@ -424,34 +424,42 @@ def judge_ranks(
     simulated: bool = True,
     baseline: Facts | None = None,
 ) -> list[Finding]:
-    """Shard-audit findings from per-rank facts (``facts.rank_samples`` of each rank), or the
-    failure of a rank that could not read its shard."""
-    if failures:
-        r, fail = sorted(failures.items())[0]
-        return [
-            Finding(
-                probe="duplicates",
-                status=Status.FAIL,
-                title="Shards across ranks",
-                message=f"Rank {r} could not read its shard: {fail.get('message')}.",
-                evidence={"rank": r, **{k: v for k, v in fail.items() if k != "detail"}},
-                fix="Run the target as that rank (RANK/WORLD_SIZE set) to see the error.",
+    """Shard-audit findings from per-rank facts (``facts.rank_samples`` of each rank), or one
+    fail per rank that could not read its shard (then the overlap audit is not judged: it would
+    compare incomplete shards)."""
+    found = [_rank_failure(r, fail) for r, fail in sorted(failures.items())]
+    facts = {r: f for r, f in ranks.items() if f is not None and r not in failures}
+    for r, f in sorted(facts.items()):
+        fetch = f.get("fetch_error")
+        # A simulated rank that raised after some samples keeps its partial stream (the audit
+        # still tells something); a real rank that raised is a rank that fails in training.
+        if f.get("error") and (not f.get("samples") or not simulated):
+            where = "" if not f.get("samples") else f" after {len(f['samples'])} samples"
+            found.append(
+                Finding(
+                    probe="duplicates",
+                    status=Status.FAIL,
+                    title="Shards across ranks",
+                    message=f"Rank {r} raised while reading its shard{where}: {f['error']}",
+                    evidence={"rank": r, "error": f["error"]},
+                    fix="Check how the dataset reads the rank (torch.distributed / RANK env).",
+                )
             )
-        ]
-    facts = {r: f for r, f in ranks.items() if f is not None}
-    errors = {r: f["error"] for r, f in facts.items() if f.get("error") and not f.get("samples")}
-    if errors:
-        r, err = sorted(errors.items())[0]
-        return [
-            Finding(
-                probe="duplicates",
-                status=Status.FAIL,
-                title="Shards across ranks",
-                message=f"Rank {r} raised while reading its shard: {err}",
-                evidence={"rank": r, "error": err},
-                fix="Check how the dataset reads the rank (torch.distributed / RANK env).",
+        elif fetch:
+            found.append(
+                Finding(
+                    probe="duplicates",
+                    status=Status.FAIL,
+                    title="Shards across ranks",
+                    message=f"Rank {r} raised fetching index {fetch['index']} of its shard: "
+                    f"{fetch['error']}",
+                    evidence={"rank": r, **fetch},
+                    fix=f"Fetch that index with RANK={r} set (as that rank does) to see the "
+                    "error; check how the dataset uses the rank (torch.distributed / RANK env).",
+                )
             )
-        ]
+    if found:
+        return found
     first = next(iter(facts.values()), {})
     return audit_rank_shards(
         {r: f.get("samples", []) for r, f in facts.items()},
@@ -461,6 +469,26 @@ def judge_ranks(
         source=first.get("sampler_source"),
         simulated=simulated,
         expected=_complete_stream(baseline, facts),
+    )
+
+
+def _rank_failure(rank: int, fail: Facts) -> Finding:
+    """A rank whose shard collection (or whole run) failed, hung or died."""
+    if fail.get("lost"):  # the rank itself (not its shard's child) failed, died or vanished
+        what = str(fail.get("message") or "was lost")
+    elif fail.get("timed_out"):
+        what = "did not finish reading its shard in time (a fetch or a worker hangs)"
+    elif fail.get("signal"):
+        what = f"died while reading its shard ({fail['signal']})"
+    else:
+        what = f"could not read its shard: {str(fail.get('message') or 'failed').rstrip('.')}"
+    return Finding(
+        probe="duplicates",
+        status=Status.FAIL,
+        title="Shards across ranks",
+        message=f"Rank {rank} {what}.",
+        evidence={"rank": rank, **{k: v for k, v in fail.items() if k != "detail"}},
+        fix="Run the target as that rank (RANK/WORLD_SIZE set) to see the error.",
     )
 
 

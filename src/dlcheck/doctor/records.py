@@ -173,6 +173,13 @@ class DoctorReport:
     duration_s: float
     strict: bool = False
     schema: str = SCHEMA
+    # Under torchrun / srun / a manual launch (None otherwise): who launched, how many ranks,
+    # one entry per rank (rank, host, local_rank, status, shard size, error), and the exit
+    # code the ranks agreed on (the worst).
+    launcher: str | None = None
+    world_size: int | None = None
+    ranks: list[dict[str, Any]] | None = None
+    agreed_exit: int | None = None
 
     @property
     def statuses(self) -> list[Status]:
@@ -182,7 +189,12 @@ class DoctorReport:
     def exit_code(self) -> int:
         from dlcheck.records import exit_code_for
 
-        return exit_code_for(self.statuses, strict=self.strict)
+        code = exit_code_for(self.statuses, strict=self.strict)
+        if self.agreed_exit is not None:
+            from dlcheck.dist.exitcode import worst_exit
+
+            code = worst_exit([code, self.agreed_exit])
+        return code
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for f in self.findings if f.status is s) for s in Status}
@@ -195,7 +207,7 @@ class DoctorReport:
         from dlcheck.output import to_jsonable
         from dlcheck.records import summary_line
 
-        return {
+        doc = {
             "schema": self.schema,
             "dlcheck_version": __version__,
             "target": self.target,
@@ -207,3 +219,10 @@ class DoctorReport:
             "exit_code": self.exit_code,
             "duration_s": round(self.duration_s, 3),
         }
+        if self.world_size is not None:
+            doc.update(
+                launcher=self.launcher,
+                world_size=self.world_size,
+                ranks=to_jsonable(self.ranks or []),
+            )
+        return doc

@@ -20,6 +20,8 @@ def render_report(report: DoctorReport, console: Any, *, verbose: bool = False) 
         what += f", {info.length:,} samples)" if info.length is not None else ")"
         head += f"  [dim]{escape(what)}[/]"
     console.print(head, highlight=False)
+    if report.world_size is not None:
+        _render_ranks(report, console)
     for finding in report.findings:
         _render_finding(finding, console, verbose=verbose)
     statuses = report.statuses
@@ -30,6 +32,32 @@ def render_report(report: DoctorReport, console: Any, *, verbose: bool = False) 
         f"{report.duration_s:.1f} s)[/]",
         highlight=False,
     )
+
+
+def _render_ranks(report: DoctorReport, console: Any) -> None:
+    """One line for the job, one per rank that is not fine (all of them with a few ranks)."""
+    entries = report.ranks or []
+    hosts = {e.get("host") for e in entries if e.get("host")}
+    console.print(
+        f"[dim]{report.world_size} ranks on {len(hosts) or '?'} "
+        f"{'node' if len(hosts) == 1 else 'nodes'} ({escape(str(report.launcher))}); shards "
+        "read by every rank, probes run on rank 0[/]",
+        highlight=False,
+    )
+    for e in entries:
+        if e.get("status") == "ok" and len(entries) > 8:
+            continue
+        where = f" on {e['host']}" if e.get("host") else ""
+        if e.get("status") == "ok":
+            n = e.get("samples")
+            what = f"{n:,} samples" if isinstance(n, int) else "ok"
+            console.print(f"    [dim]rank {e['rank']}{escape(where)}: {what}[/]", highlight=False)
+        else:
+            console.print(
+                f"    [red]rank {e['rank']}{escape(where)}: {escape(str(e.get('status')))}[/]"
+                f" — {escape(str(e.get('error') or ''))}",
+                highlight=False,
+            )
 
 
 def _render_finding(f: Finding, console: Any, *, verbose: bool) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from dlcheck.doctor.records import PROBE_IDS, RUN_ORDER, DoctorReport, Finding, TargetInfo
@@ -17,6 +17,9 @@ from dlcheck.records import Status
 
 DEFAULT_TIMEOUT_S = 30.0
 LOAD_TIMEOUT_S = 120.0  # importing TARGET (heavy libraries) before the first probe reports
+# Under a real launch every rank fetches the first samples of its own map-style shard: a
+# dataset that fails on one rank only (a rank-dependent path, file or split) shows up there.
+SHARD_FETCH = 8
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -62,8 +65,13 @@ def run_doctor(
     seed: int = 0,
     verbose: bool = False,
     on_progress: ProgressFn | None = None,
+    shard_ranks: Sequence[int] | None = None,
 ) -> DoctorReport:
     """Run the doctor probes on a TARGET string ("module:attr", "file.py:attr") or an object.
+
+    ``shard_ranks`` is for :mod:`dlcheck.doctor.distributed`: under a real launch, read only
+    these ranks' shards of ``world_size`` (their facts arrive as ``rank_done`` events through
+    ``on_progress``) and leave the shard judgement to the caller, which has every rank's facts.
 
     Raises UsageError (exit 2) for a bad option or a TARGET that cannot be resolved, and
     UserCodeError (exit 1) when the user's module or factory raises while loading. With
@@ -73,7 +81,7 @@ def run_doctor(
     from dlcheck.proc import run_child
 
     selected = validate_probes(probes)
-    _check_options(workers, world_size, timeout)
+    _check_options(workers, world_size if shard_ranks is None else None, timeout)
     started = time.monotonic()
     if isinstance(target_or_object, str):
         from dlcheck.target import parse_target
@@ -90,6 +98,8 @@ def run_doctor(
         "seed": seed,
         "verbose": verbose,
     }
+    if shard_ranks is not None:
+        options.update(shard_ranks=[int(r) for r in shard_ranks], shard_fetch=SHARD_FETCH)
     request = {"mode": mode, "target": raw if mode == "target" else None}
     request.update(probes=selected, options=options)
 
@@ -146,7 +156,9 @@ def run_doctor(
     info = TargetInfo(
         **{k: v for k, v in info_ev["info"].items() if k in TargetInfo.__dataclass_fields__}
     )
-    findings = build_findings(events, selected, timeout, second.get("outcome"), outcome)
+    findings = build_findings(
+        events, selected, timeout, second.get("outcome"), outcome, ranks=shard_ranks is None
+    )
     return DoctorReport(
         target=raw,
         target_info=info,
@@ -209,8 +221,11 @@ def build_findings(
     timeout: float,
     second: Any,
     runner_outcome: Any,
+    *,
+    ranks: bool = True,
 ) -> list[Finding]:
-    """Judge each probe's facts (pure judgement lives in :mod:`dlcheck.doctor.judge`)."""
+    """Judge each probe's facts (pure judgement lives in :mod:`dlcheck.doctor.judge`);
+    ``ranks``: judge the simulated ranks' shards too (events ``rank_done``)."""
     from dlcheck.doctor import judge as J
 
     done = {e["probe"]: e for e in events if e.get("kind") == "probe_done"}
@@ -254,9 +269,9 @@ def build_findings(
         for f in found:
             f.duration_s = ev.get("duration_s")
         findings.extend(found)
-        if probe == "duplicates":
+        if probe == "duplicates" and ranks:
             findings.extend(_rank_findings(events))
-    if "duplicates" not in selected:
+    if "duplicates" not in selected and ranks:
         findings.extend(_rank_findings(events))
     return J.dedupe_dataset_exceptions(findings)
 
