@@ -18,6 +18,7 @@ import pytest
 
 from dlcheck.dist import LaunchInfo, RankFailure
 from dlcheck.doctor.distributed import merge, run_doctor_distributed
+from dlcheck.doctor.judge import judge_ranks, judge_resources
 from dlcheck.doctor.records import DoctorReport, Finding
 from dlcheck.errors import UsageError
 from dlcheck.records import Status
@@ -252,3 +253,33 @@ def test_merge_after_a_lost_rank_names_it_and_agreed_code_wins() -> None:
 def test_single_process_document_has_no_ranks_section() -> None:
     doc = _report().to_dict()
     assert "ranks" not in doc and "world_size" not in doc
+
+
+def test_judge_ranks_names_every_failed_real_rank() -> None:
+    partial = {"style": "iterable", "samples": ["a"], "complete": False, "error": "OSError: x"}
+    fetch = {"style": "map", "samples": ["index 1"], "fetch_error": {"index": 1, "error": "E: y"}}
+    ok = {"style": "iterable", "samples": ["b"], "complete": True}
+    found = judge_ranks({0: ok, 1: partial, 2: fetch, 3: None}, {3: {"signal": "SIGKILL"}})
+    # Simulated ranks keep a partial stream (rank 1 is not named); real ranks never do.
+    assert [f.message for f in found] == [
+        "Rank 3 died while reading its shard (SIGKILL).",
+        "Rank 2 raised fetching index 1 of its shard: E: y",
+    ]
+    real = judge_ranks({0: ok, 1: partial}, {}, simulated=False)
+    assert [f.message for f in real] == [
+        "Rank 1 raised while reading its shard after 1 samples: OSError: x"
+    ]
+    assert all(f.status is Status.FAIL and f.probe == "duplicates" for f in found + real)
+
+
+def test_resources_counts_every_rank_on_the_host() -> None:
+    facts = {"num_workers": 4, "usable_cpus": 8, "batch_bytes": 1 << 20, "tensors_per_batch": 2,
+             "shm_free_bytes": 40 << 20, "prefetch_factor": 2}  # fmt: skip
+    (alone,) = judge_resources(facts)
+    assert alone.status is Status.PASS  # 4 workers, 8 MiB in flight: fine for one process
+    found = judge_resources({**facts, "ranks_on_host": 4})
+    assert [f.status for f in found] == [Status.WARN, Status.WARN]
+    shm, cpu = found
+    assert "32.0 MiB" in shm.message and "× 4 ranks on this host" in shm.evidence_text[0]
+    assert cpu.message.startswith("4 ranks on this host each start num_workers=4: 16 workers")
+    assert "num_workers ≤ 1 per rank" in (cpu.fix or "")

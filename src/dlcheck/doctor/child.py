@@ -239,6 +239,8 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             stderr_passthrough=bool(options.get("verbose")),
         )
         failure = None if out.ok else failure_record(out)
+        if probe == "resources" and isinstance(out.value, dict) and options.get("ranks_on_host"):
+            out.value["ranks_on_host"] = int(options["ranks_on_host"])
         if failure and failure["timed_out"] and PROBES_BY_ID[probe].touches_samples:
             hung_in = probe
         send(

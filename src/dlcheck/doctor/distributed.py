@@ -14,7 +14,6 @@ exits with the worst code of all ranks.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from dlcheck.doctor.records import DoctorReport, Finding
 
 ProgressFn = Callable[[dict[str, Any]], None]
-_LOG_VAR = "TORCH_CPP_LOG_LEVEL"  # what dlcheck.dist.quiet_c10d_logs sets
 _SHARD_SLACK_S = 15.0  # interpreter start-up and `import torch` on top of the shard timeout
 
 
@@ -56,12 +54,12 @@ def run_doctor_distributed(
     joining for bad options, :class:`dlcheck.dist.RankFailure` when a rank never arrives, and
     rank 0's own error (e.g. TARGET fails to import) with the agreed exit code.
     """
-    from dlcheck.dist import quiet_c10d_logs, timeout_from_env
+    from dlcheck.dist import quiet_c10d_logs_for_join, timeout_from_env
     from dlcheck.doctor.service import _check_options, validate_probes
     from dlcheck.target import parse_target
 
     # Before anything in this process imports torch: keeps c10d's C++ traces off stderr.
-    ours = _LOG_VAR not in os.environ and quiet_c10d_logs()
+    release = quiet_c10d_logs_for_join()
     try:
         selected = validate_probes(probes)
         _check_options(workers, None, timeout)
@@ -84,10 +82,9 @@ def run_doctor_distributed(
             "seed": seed,
             "verbose": verbose,
         }
-        return _run(launch, target, render, opts, limit, on_progress, report_error, ours)
+        return _run(launch, target, render, opts, limit, on_progress, report_error, release)
     finally:
-        if ours:
-            os.environ.pop(_LOG_VAR, None)
+        release()
 
 
 def _run(
@@ -98,14 +95,13 @@ def _run(
     limit: float,
     on_progress: ProgressFn | None,
     report_error: Callable[[dict[str, Any]], None] | None,
-    drop_log_var: bool,
+    release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.dist import RankFailure, session
+    from dlcheck.dist import RankFailure, session, worst_exit
 
     t0 = time.monotonic()
     with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
-        if drop_log_var:  # torch has read it by now; the user's code need not inherit it
-            os.environ.pop(_LOG_VAR, None)
+        release_log_var()  # torch has read it by now; the user's code need not inherit it
         box: dict[str, Any] = {}
         if ctx.is_root:
             mine = ctx.capture(lambda: _root_work(ctx, target, opts, on_progress, box))
@@ -137,7 +133,7 @@ def _run(
         merged = None
         if records is not None and box.get("report") is not None:
             merged = merge(box["report"], box, records, ctx, launch.launcher)
-            local = max(local, merged.exit_code)
+            local = worst_exit([local, merged.exit_code])
         code = ctx.agree_exit(local)
         if ctx.is_root:
             if merged is None:
@@ -177,6 +173,7 @@ def _root_work(
         verbose=opts["verbose"],
         on_progress=on_event,
         shard_ranks=[ctx.rank],
+        ranks_on_host=ctx.local_world_size,
     )
     box["report"] = report
     done = box.get("rank_done") or {}
@@ -317,7 +314,10 @@ def merge(
     return dataclasses.replace(
         report,
         findings=_insert_after_duplicates(report.findings, findings),
-        options={**report.options, "world_size": world},
+        options={
+            **{k: v for k, v in report.options.items() if k not in ("shard_ranks", "shard_fetch")},
+            "world_size": world,
+        },
         launcher=launcher,
         world_size=world,
         ranks=entries,
@@ -359,8 +359,9 @@ def _raise_root_error(mine: dict[str, Any], records: list[dict[str, Any]], code:
         if int(r["rank"]) != 0
         and (not r.get("ok") or (r.get("value") or {}).get("failure") is not None)
     ]
+    named = ("rank " if len(others) == 1 else "ranks ") + ", ".join(map(str, others))
     error["message"] = f"rank 0: {error.get('message')}" + (
-        f" (ranks {', '.join(map(str, others))} failed too)" if others else ""
+        f" ({named} failed too)" if others else ""
     )
     try:
         raise_from(error)

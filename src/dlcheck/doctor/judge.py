@@ -1127,11 +1127,16 @@ def judge_resources(f: Facts) -> list[Finding]:
         return out
     batch = f.get("batch_bytes") or 0
     unit = "sample" if f.get("per_sample") else "batch"
-    in_flight = batch * workers * prefetch
+    # Under a launch, the ranks on one host share its /dev/shm and CPUs: each rank starts its
+    # own num_workers workers.
+    local = max(1, int(f.get("ranks_on_host") or 1))
+    per_host = f" × {local} ranks on this host" if local > 1 else ""
+    in_flight = batch * workers * prefetch * local
     free = f.get("shm_free_bytes")
     text.append(
         f"one {unit}: {_mb(batch)} in {f.get('tensors_per_batch')} tensors; in flight: "
-        f"{workers} workers × prefetch {prefetch} = {_mb(in_flight)}; /dev/shm free: {_mb(free)}"
+        f"{workers} workers × prefetch {prefetch}{per_host} = {_mb(in_flight)}; /dev/shm free: "
+        f"{_mb(free)}"
     )
     if workers > 0 and free is not None and in_flight > free:
         out.append(
@@ -1178,7 +1183,22 @@ def judge_resources(f: Facts) -> list[Finding]:
                 )
             )
     cpus = f.get("usable_cpus")
-    if cpus and workers > cpus:
+    if cpus and local > 1 and workers * local > cpus:
+        out.append(
+            _finding(
+                "resources",
+                Status.WARN,
+                f"{local} ranks on this host each start num_workers={workers}: "
+                f"{workers * local} workers share {cpus} usable CPUs, so they compete with each "
+                "other and with the training processes.",
+                evidence=f,
+                evidence_text=text,
+                fix=f"Use num_workers ≤ {max(1, cpus // local - 1)} per rank ({cpus} CPUs / "
+                f"{local} ranks, one left for each training process), or measure with "
+                "`torchrun … -m dlcheck profile`.",
+            )
+        )
+    elif cpus and workers > cpus:
         limited = f.get("cpu_limited_by")
         by = (
             f" (limited by {limited}; the machine has {f.get('os_cpu_count')})"
@@ -1201,8 +1221,8 @@ def judge_resources(f: Facts) -> list[Finding]:
             _finding(
                 "resources",
                 Status.PASS,
-                f"{workers} workers fit the usable CPUs ({cpus}), /dev/shm and the open-files "
-                "limit.",
+                f"{workers} workers{' per rank' if local > 1 else ''} fit the usable CPUs "
+                f"({cpus}), /dev/shm and the open-files limit.",
                 evidence=f,
                 evidence_text=text,
             )

@@ -66,12 +66,14 @@ def run_doctor(
     verbose: bool = False,
     on_progress: ProgressFn | None = None,
     shard_ranks: Sequence[int] | None = None,
+    ranks_on_host: int | None = None,
 ) -> DoctorReport:
     """Run the doctor probes on a TARGET string ("module:attr", "file.py:attr") or an object.
 
     ``shard_ranks`` is for :mod:`dlcheck.doctor.distributed`: under a real launch, read only
     these ranks' shards of ``world_size`` (their facts arrive as ``rank_done`` events through
-    ``on_progress``) and leave the shard judgement to the caller, which has every rank's facts.
+    ``on_progress``) and leave the shard judgement to the caller, which has every rank's facts;
+    ``ranks_on_host``: how many ranks share this host's CPUs and /dev/shm (``resources``).
 
     Raises UsageError (exit 2) for a bad option or a TARGET that cannot be resolved, and
     UserCodeError (exit 1) when the user's module or factory raises while loading. With
@@ -100,6 +102,8 @@ def run_doctor(
     }
     if shard_ranks is not None:
         options.update(shard_ranks=[int(r) for r in shard_ranks], shard_fetch=SHARD_FETCH)
+    if ranks_on_host and ranks_on_host > 1:
+        options["ranks_on_host"] = int(ranks_on_host)
     request = {"mode": mode, "target": raw if mode == "target" else None}
     request.update(probes=selected, options=options)
 

@@ -7,7 +7,6 @@ nothing on stdout. Every rank exits with the worst code of all ranks.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 # Slack on top of the env run's own limits (torch child, library child, NVML) before rank 0
 # stops waiting for a rank that is alive but still checking.
 _GATHER_SLACK_S = 60.0
-_LOG_VAR = "TORCH_CPP_LOG_LEVEL"  # what dlcheck.dist.quiet_c10d_logs sets
 
 
 def validate_checks(checks: list[str] | None) -> None:
@@ -58,11 +56,11 @@ def run_env_distributed(
     Raises :class:`dlcheck.dist.RankFailure` (exit 1, or 130 when a rank was interrupted) when a
     rank fails outside its checks, exits or never arrives; ``UsageError`` for bad options.
     """
-    from dlcheck.dist import quiet_c10d_logs, timeout_from_env
+    from dlcheck.dist import quiet_c10d_logs_for_join, timeout_from_env
 
     # Before anything in this process imports torch: keeps c10d's C++ traces off stderr. The
     # variable is dlcheck's own, so it is dropped again before the checks list the environment.
-    ours = _LOG_VAR not in os.environ and quiet_c10d_logs()
+    release = quiet_c10d_logs_for_join()
     t0 = time.perf_counter()
     try:
         if timeout is None or timeout <= 0:
@@ -71,10 +69,9 @@ def run_env_distributed(
             raise UsageError("--dist-timeout must be a positive number of seconds.")
         limit = timeout_from_env() if dist_timeout is None else dist_timeout
         validate_checks(checks)
-        return _run(launch, render, checks, timeout, deep, strict, limit, report_error, t0, ours)
+        return _run(launch, render, checks, timeout, deep, strict, limit, report_error, t0, release)
     finally:
-        if ours:
-            os.environ.pop(_LOG_VAR, None)
+        release()
         # Only a rank that never reached its checks still has the CLI's torch child.
         from dlcheck.env.torchprobe import discard_prestarted
 
@@ -91,7 +88,7 @@ def _run(
     limit: float,
     report_error: Callable[[dict[str, Any]], None] | None,
     t0: float,
-    drop_log_var: bool,
+    release_log_var: Callable[[], None],
 ) -> int:
     import dataclasses
 
@@ -102,8 +99,7 @@ def _run(
     # limits allow (the torch child and the library child each get `timeout`).
     wait_s = 2 * timeout + limit + _GATHER_SLACK_S
     with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
-        if drop_log_var:  # torch has read it by now
-            os.environ.pop(_LOG_VAR, None)
+        release_log_var()  # torch has read it by now
         mine = ctx.capture(lambda: _local_entry(ctx, checks, timeout, deep, strict))
         if mine["ok"]:
             local = int(mine["value"]["exit_code"])
