@@ -97,7 +97,7 @@ def _run(
     report_error: Callable[[dict[str, Any]], None] | None,
     release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.dist import RankFailure, session, worst_exit
+    from dlcheck.dist import LauncherStopped, RankFailure, session, worst_exit
 
     t0 = time.monotonic()
     with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
@@ -119,9 +119,10 @@ def _run(
         try:
             # Rank 0 arrives after its probes; the others wait (alive, heartbeating).
             records = ctx.gather(mine, stage="shards")
-        except RankFailure as lost:
+        except (RankFailure, LauncherStopped) as exc:
             report = box.get("report")
-            if not ctx.is_root or report is None:
+            lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
+            if not ctx.is_root or report is None or lost is None:
                 raise
             # The group is broken (no more collectives), but rank 0 still has its report:
             # print it with the lost ranks named, rather than only an error line.
@@ -143,6 +144,18 @@ def _run(
             merged.duration_s = time.monotonic() - t0
             render(merged)
     return code
+
+
+def _stopped(ctx: DistSession) -> RankFailure | None:
+    """torchrun stops every rank once one has exited: which one, if it ran on this machine."""
+    from dlcheck.dist import RankFailure
+
+    exited = ctx.exited_peers()
+    if not exited:
+        return None
+    return RankFailure(
+        stage="shards", world_size=ctx.world_size, timeout_s=ctx.timeout_s, exited=exited
+    )
 
 
 def _root_work(
