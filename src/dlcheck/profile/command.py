@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import typer
@@ -79,13 +81,22 @@ def profile_command(
     tolerance: float = typer.Option(
         0.10, "--tolerance", help="Allowed drop vs --baseline (0.10 = 10%)."
     ),
+    dist_timeout: float = typer.Option(
+        None,
+        "--dist-timeout",
+        metavar="SECONDS",
+        help="Under torchrun/srun: how long to wait for a rank that does not arrive or goes "
+        "silent before reporting it (default: $DLCHECK_DIST_TIMEOUT or 60).",
+    ),
     json_out: bool = JSON_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Measure a Dataset/DataLoader across settings and recommend the best.
 
     Each setting runs in a fresh child process; figures are steady-state (after the pipeline
-    buffer drains). Exit codes: 0 ok, 1 a setting failed or a CI threshold was missed,
+    buffer drains). Under torchrun/srun every rank profiles its own shard at the same time,
+    settings in lockstep, and rank 0 reports per-rank and all-ranks figures.
+    Exit codes: 0 ok, 1 a setting failed or a CI threshold was missed,
     2 bad TARGET/options, 130 interrupted.
     """
     with handle_errors(verbose):
@@ -123,37 +134,92 @@ def profile_command(
         for v in (opts.pin_memory, opts.persistent_workers):
             if v is not None and v.lower() not in ("on", "off", "both"):
                 raise UsageError(f"Expected on, off or both, got {v!r}.")
+        from dlcheck.profile.distributed import detect
+
+        launch = detect()
+        if launch is not None:
+            if plot:
+                raise UsageError("--plot is not available under a launcher yet.")
+            code = _run_distributed(launch, target, opts, dist_timeout, json_out, verbose)
+            raise typer.Exit(code)
         report = _run_with_progress(target, opts, verbose)
         if plot:
             from dlcheck.profile.plot import write_plot
 
             write_plot(report, plot)
-        if json_out:
-            from dlcheck.output import emit_json
-
-            emit_json(report.to_json())
-        else:
-            import sys
-
-            from dlcheck.output import console
-
-            # Piped output (CI logs, files) gets a wide table instead of truncated columns.
-            con = console(width=None if sys.stdout.isatty() else 160)
-            con.print(report)
-            if verbose:
-                for r in report.failed:
-                    if r.detail:
-                        con.print(f"\n[bold]{r.setting.label()}[/]", highlight=False)
-                        con.print(r.detail, markup=False, highlight=False)
+        _show(report, json_out, verbose)
     raise typer.Exit(report.exit_code)
+
+
+def _run_distributed(
+    launch: Any,
+    target: str | None,
+    opts: Any,
+    dist_timeout: float | None,
+    json_out: bool,
+    verbose: bool,
+) -> int:
+    """This rank's part of a torchrun/srun job; rank 0 renders the merged report."""
+    from dlcheck.profile.distributed import run_profile_distributed
+
+    def render(merged: Any) -> None:
+        _show(merged, json_out, verbose)
+
+    def rank_error(err: dict[str, Any]) -> None:
+        from dlcheck.cliutil import print_error
+        from dlcheck.errors import DlcheckError
+
+        msg = f"rank {launch.rank}: {err.get('message')}"
+        print_error(DlcheckError(msg, err.get("hint"), detail=err.get("detail")), verbose=verbose)
+
+    with _progress_display(opts) as progress:
+        return run_profile_distributed(
+            launch,
+            target,
+            opts,
+            render,
+            progress=progress if launch.is_root else None,
+            dist_timeout=dist_timeout,
+            report_error=rank_error,
+        )
+
+
+def _show(report: Any, json_out: bool, verbose: bool) -> None:
+    if json_out:
+        from dlcheck.output import emit_json
+
+        emit_json(report.to_json())
+        return
+    import sys
+
+    from dlcheck.output import console
+
+    # Piped output (CI logs, files) gets a wide table instead of truncated columns.
+    con = console(width=None if sys.stdout.isatty() else 160)
+    con.print(report)
+    inner = getattr(report, "report", report)
+    if verbose:
+        for r in inner.failed:
+            if r.detail:
+                label = r.setting.label() + (f" (rank {r.rank})" if r.rank is not None else "")
+                con.print(f"\n[bold]{label}[/]", highlight=False)
+                con.print(r.detail, markup=False, highlight=False)
 
 
 def _run_with_progress(target: str | None, opts: Any, verbose: bool) -> Any:
     """Run the service under a Rich progress display on stderr (one line per finished setting)."""
+    from dlcheck.profile.service import run_profile
+
+    with _progress_display(opts) as progress:
+        return run_profile(target, progress=progress, _opts=opts)
+
+
+@contextlib.contextmanager
+def _progress_display(opts: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A Rich progress display on stderr; yields the callback for the service's events."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dlcheck.output import console
-    from dlcheck.profile.service import run_profile
 
     err = console(stderr=True)
     steady_goal = opts.duration
@@ -200,6 +266,18 @@ def _run_with_progress(target: str | None, opts: Any, verbose: bool) -> Any:
                     bar.console.print(
                         f"  [red]✗[/] {r.setting.label():<34} {r.error}", highlight=False
                     )
+            elif kind == "ranks_done":
+                a = ev.get("aggregate") or {}
+                label = ev["setting"].label()
+                if a.get("failed_ranks") or a.get("missing_ranks"):
+                    bad = "; ".join(f"rank {k}: {m}" for k, m in a.get("failed_ranks", {}).items())
+                    bar.console.print(f"  [red]✗[/] {label:<34} {bad}", highlight=False)
+                elif a:
+                    bar.console.print(
+                        f"  [green]✓[/] {label:<34} {a['aggregate_samples_per_s']:>10,.0f} "
+                        f"samples/s all ranks (slowest rank {a['slowest_rank']}: "
+                        f"{a['slowest_samples_per_s']:,.0f}/s)",
+                        highlight=False,
+                    )
 
-        report = run_profile(target, progress=progress, _opts=opts)
-    return report
+        yield progress

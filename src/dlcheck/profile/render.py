@@ -371,3 +371,97 @@ def report_renderable(report: ProfileReport) -> Any:
     if report.interrupted:
         parts.append(Text("interrupted: partial results", style="bold yellow"))
     return Group(*parts)
+
+
+# ---------------------------------------------------------------- under a launcher
+
+
+def dist_renderable(merged: Any) -> Any:
+    """Rank 0's report of a ``DistProfileReport``: per rank, all ranks, the advice."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from dlcheck.dist.render import throughput_table, workers_table
+
+    report = merged.report
+    parts: list[Any] = []
+    shape = report.shape
+    hosts = len({r.get("host") for r in merged.ranks})
+    head = f"{report.target}: {merged.world_size} ranks on {hosts} host{'s' if hosts != 1 else ''}"
+    if shape:
+        head += f", {shape.kind}-style {shape.dataset_type}"
+        if shape.length is not None:
+            head += f", {shape.length:,} samples (each rank loads its shard)"
+    parts.append(Text(head, style="dim"))
+    per = Table(title="Per rank", title_justify="left", show_edge=False, pad_edge=False)
+    for name, just in (
+        ("setting", "left"),
+        ("rank", "right"),
+        ("samples/s", "right"),
+        ("noise", "right"),
+        ("1st batch", "right"),
+        ("USS/PSS MB", "right"),
+        ("error", "left"),
+    ):
+        per.add_column(name, justify=just)  # type: ignore[arg-type]
+    for r in report.results:
+        st = r.stats if r.ok else None
+        again = f" (repeat {r.round})" if r.round else ""
+        per.add_row(
+            r.setting.label() + again,
+            str(r.rank),
+            _rate(r.samples_per_s) if r.ok else "✗ failed",
+            _noise(r),
+            f"{st.first_batch_s:.2f}s" if st and st.first_batch_s is not None else "-",
+            f"{_mb(r.peak_uss_bytes)}/{_mb(r.peak_pss_bytes)}",
+            "" if r.ok else (r.error or "failed"),
+            style=None if r.ok else "red",
+        )
+    parts.append(per)
+    if merged.aggregates:
+        parts.append(throughput_table(merged.aggregates))
+    best = merged.best
+    if best:
+        line = Text("all ranks", style="bold green")
+        setting = " ".join(f"{k}={v}" for k, v in best["setting"].items())
+        line.append(
+            f": {setting} → {_rate(best['aggregate_samples_per_s'])} samples/s in total, "
+            f"{_rate(best['lockstep_samples_per_s'])}/s in lockstep (slowest rank "
+            f"{best['slowest_rank']} at {_rate(best['slowest_samples_per_s'])}/s, straggler "
+            f"ratio {best['straggler_ratio']:.2f}×)"
+        )
+        parts.append(line)
+    if merged.workers:
+        parts.append(workers_table(merged.workers))
+    for r in report.results:
+        if not r.ok:
+            line = Text("✗ ", style="bold red")
+            line.append(f"rank {r.rank}, {r.setting.label()}: ", style="bold")
+            line.append(r.error or "failed")
+            if r.hint:
+                line.append(f"\n  hint: {r.hint}", style="dim")
+            parts.append(line)
+    for n in report.options.get("notes") or []:
+        parts.append(Text(f"note: {n}", style="yellow"))
+    if report.budget_exhausted:
+        parts.append(
+            Text("note: the time budget ran out; the search stopped early", style="yellow")
+        )
+    for rec in report.recommendations:
+        head_t = Text("recommended per rank", style="bold green")
+        if len(report.recommendations) > 1:
+            head_t.append(f" (batch size {rec.batch_size})", style="green")
+        head_t.append(
+            f": num_workers={rec.num_workers} → {_rate(rec.samples_per_s)} samples/s on the "
+            "slowest rank\n"
+        )
+        head_t.append(f"  {rec.reason}\n", style="italic")
+        head_t.append(f"  {rec.dataloader}", style="bold")
+        parts.append(head_t)
+    for c in report.checks:
+        parts.append(Text(f"{c.status.symbol} {c.message}", style=c.status.style))
+    if merged.failed_ranks:
+        ranks = ", ".join(str(r) for r in merged.failed_ranks)
+        parts.append(Text(f"✗ failed on rank {ranks}", style="bold red"))
+    return Group(*parts)

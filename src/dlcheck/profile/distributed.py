@@ -1,0 +1,483 @@
+"""``dlcheck profile`` across the ranks of a torchrun / SLURM / manual launch.
+
+Every rank profiles its own shard (``DistributedSampler`` for map-style datasets) at the same
+time as the others, so the figures include the real contention of N loaders on one host.
+Settings are swept in lockstep: rank 0 owns the planner and broadcasts each next setting, every
+rank passes a barrier and measures it, and rank 0 gathers the per-rank results. The adaptive
+search sees one combined result per setting — the slowest rank's, since synchronous training
+runs at the slowest rank's pace — so its decisions are the same as on one machine. Only rank 0
+prints; every rank exits with the worst code of all ranks.
+
+The collective sequence is the same on every rank whatever fails locally (a rank whose TARGET
+does not load still takes part in every exchange), so a failure is reported, never a hang; a rank
+that dies is named by :mod:`dlcheck.dist.session` within the timeout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dlcheck.errors import DlcheckError, UsageError
+
+if TYPE_CHECKING:
+    from dlcheck.dist import DistSession, LaunchInfo
+    from dlcheck.profile.records import SettingResult
+    from dlcheck.profile.service import ProfileOptions, ProfileReport
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+# Slack on top of a setting's own child limits before rank 0 stops waiting for a busy rank.
+_GATHER_SLACK_S = 60.0
+
+
+def detect() -> LaunchInfo | None:
+    """The launch this rank belongs to, or None (the plain single-process run)."""
+    import os
+
+    # Without any launcher variable, skip importing dlcheck.dist on the single-process path.
+    if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
+        return None
+    from dlcheck.dist.launch import detect_launch
+
+    return detect_launch()
+
+
+@dataclass
+class DistProfileReport:
+    """Rank 0's view of the job: every rank's results, the aggregate per setting, the advice.
+
+    ``report`` is a :class:`ProfileReport` whose ``results`` hold every rank's results (each with
+    ``rank``) and whose recommendation is judged on the combined (slowest-rank) figures.
+    """
+
+    report: ProfileReport
+    world_size: int
+    launcher: str | None
+    ranks: list[dict[str, Any]]  # rank, host, usable_cpus, cpu_set, ok, error
+    aggregates: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    rank_errors: dict[int, str] = field(default_factory=dict)  # a rank that failed to start
+    agreed_exit: int | None = None
+
+    @property
+    def failed_ranks(self) -> list[int]:
+        """Ranks that could not load TARGET or failed any setting."""
+        out = set(self.rank_errors)
+        for a in self.aggregates:
+            out |= {int(r) for r in a["failed_ranks"]}
+            out |= {int(r) for r in a["missing_ranks"]}
+        return sorted(out)
+
+    @property
+    def exit_code(self) -> int:
+        from dlcheck.dist import worst_exit
+
+        codes = [self.report.exit_code]
+        if self.rank_errors or self.failed_ranks:
+            codes.append(1)
+        if self.agreed_exit is not None:
+            codes.append(self.agreed_exit)
+        return worst_exit(codes)
+
+    def summary(self) -> dict[str, Any]:
+        """The aggregate section of the JSON document."""
+        best = self.best
+        return {
+            "world_size": self.world_size,
+            "launcher": self.launcher,
+            "ranks": self.ranks,
+            "failed_ranks": self.failed_ranks,
+            "rank_errors": {str(k): v for k, v in self.rank_errors.items()},
+            "settings": self.aggregates,
+            "best": best,
+            "aggregate_samples_per_s": best["aggregate_samples_per_s"] if best else None,
+            "lockstep_samples_per_s": best["lockstep_samples_per_s"] if best else None,
+            "slowest_rank": best["slowest_rank"] if best else None,
+            "straggler_ratio": best["straggler_ratio"] if best else None,
+            "workers_per_rank": self.workers,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        from dlcheck.profile.render import json_document
+
+        doc = json_document(self.report)
+        doc["exit_code"] = self.exit_code
+        doc["distributed"] = self.summary()
+        return doc
+
+    def __rich__(self) -> Any:
+        from dlcheck.profile.render import dist_renderable
+
+        return dist_renderable(self)
+
+
+# ---------------------------------------------------------------- records across ranks
+
+
+def result_record(result: SettingResult) -> dict[str, Any]:
+    """A SettingResult as JSON (traceback and raw traces included) for the gather."""
+    from dlcheck.output import to_jsonable
+
+    doc = to_jsonable(result)
+    doc["detail"] = result.detail
+    return doc
+
+
+def result_from_record(d: Mapping[str, Any]) -> SettingResult:
+    """Inverse of :func:`result_record`."""
+    from dlcheck.profile.records import EpochTrace, GpuFigures, Setting, SettingResult, Steady
+
+    st = d.get("stats")
+    stats = None
+    if st:
+        st = dict(st)
+        if st.get("spread") is not None:
+            st["spread"] = tuple(st["spread"])
+        stats = Steady(**{k: v for k, v in st.items() if k in Steady.__dataclass_fields__})
+    gpu = d.get("gpu")
+    epochs = [
+        EpochTrace(
+            float(e["started_s"]),
+            tuple(float(t) for t in e["times_s"]),
+            tuple(int(n) for n in e["samples"]),
+            bool(e["complete"]),
+        )
+        for e in d.get("epochs") or []
+    ]
+    skip = {"setting", "stats", "gpu", "epochs"}
+    rest = {k: v for k, v in d.items() if k in SettingResult.__dataclass_fields__ and k not in skip}
+    return SettingResult(
+        setting=Setting.from_dict(d["setting"]),
+        stats=stats,
+        gpu=GpuFigures(**gpu) if gpu else None,
+        epochs=epochs,
+        **rest,
+    )
+
+
+def combine_ranks(results: list[SettingResult]) -> SettingResult:
+    """One result per setting for the planner: a failed rank's error, else the slowest rank's.
+
+    Synchronous data-parallel training runs at the slowest rank's pace, so the slowest rank's
+    measurement (with its own noise and raw traces, which repeats pool) is what to optimise.
+    """
+    bad = [r for r in results if not r.ok]
+    if bad:
+        first = bad[0]
+        return dataclasses.replace(
+            first, error=f"rank {first.rank}: {first.error or 'failed'}", rank=None
+        )
+    slowest = min(results, key=lambda r: (r.samples_per_s or 0.0, r.rank or 0))
+    return dataclasses.replace(slowest, rank=None)
+
+
+def missing_result(setting: Any, rank: int, rnd: int) -> SettingResult:
+    from dlcheck.profile.sweep import failed_result
+
+    res = failed_result(setting, "missing", "no result from this rank")
+    res.rank, res.round = rank, rnd
+    return res
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_profile_distributed(
+    launch: LaunchInfo,
+    target: str | None,
+    opts: ProfileOptions,
+    render: Callable[[DistProfileReport], None],
+    *,
+    progress: ProgressFn | None = None,
+    dist_timeout: float | None = None,
+    report_error: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Profile this rank's shard in lockstep with the others; rank 0 merges and renders.
+
+    ``render`` receives the merged report on rank 0 only (while the group still holds);
+    ``progress`` gets rank 0's events plus one ``{"type": "ranks_done", "aggregate": …}`` per
+    setting; ``report_error`` shows this rank's own failure to load TARGET on its stderr.
+    Returns the agreed exit code. Raises :class:`dlcheck.dist.RankFailure` when a rank dies or
+    never arrives, ``UsageError`` for bad options, and, on rank 0, the loading error when TARGET
+    fails to load on some rank (naming the ranks).
+    """
+    from dlcheck.dist import quiet_c10d_logs_for_join, timeout_from_env
+
+    release = quiet_c10d_logs_for_join()
+    try:
+        if dist_timeout is not None and not dist_timeout > 0:
+            raise UsageError("--dist-timeout must be a positive number of seconds.")
+        limit = timeout_from_env() if dist_timeout is None else dist_timeout
+        if opts.baseline:
+            from dlcheck.profile.service import load_baseline
+
+            load_baseline(opts.baseline)
+        return _run(launch, target, opts, render, progress, limit, report_error, release)
+    finally:
+        release()
+
+
+def _run(
+    launch: LaunchInfo,
+    target: str | None,
+    opts: ProfileOptions,
+    render: Callable[[DistProfileReport], None],
+    progress: ProgressFn | None,
+    limit: float,
+    report_error: Callable[[dict[str, Any]], None] | None,
+    release_log_var: Callable[[], None],
+) -> int:
+    from dlcheck.dist import session, worst_exit
+
+    started = time.monotonic()
+    load_wait = max(opts.stall_timeout, 60.0) * 4 + _GATHER_SLACK_S
+    failure: DlcheckError | None = None
+    with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
+        release_log_var()
+        if progress and ctx.is_root:
+            progress({"type": "describe", "target": target})
+        mine = ctx.capture(lambda: _describe(target, opts))
+        if not mine["ok"] and report_error is not None:
+            report_error(mine["error"])
+        described = ctx.all_gather(mine, stage="load TARGET", wait_s=load_wait)
+        errors = {int(d["rank"]): d["error"] for d in described if not d["ok"]}
+        merged: DistProfileReport | None = None
+        local = 0
+        if errors:
+            local = worst_exit([int(e.get("exit_code") or 1) for e in errors.values()])
+            if ctx.is_root:
+                failure = _load_failure(errors, ctx.world_size)
+        else:
+            merged = _sweep(ctx, launch, target, opts, described, progress, started)
+            if merged is not None:
+                local = merged.exit_code
+        code = ctx.agree_exit(local)
+        if merged is not None:
+            merged.agreed_exit = code
+            merged.report.wall_s = time.monotonic() - started
+            if opts.output:
+                _write_output(merged, opts.output)
+            render(merged)
+    if failure is not None:
+        failure.exit_code = code  # type: ignore[misc]
+        raise failure
+    return code
+
+
+def _describe(target: str | None, opts: ProfileOptions) -> dict[str, Any]:
+    from dlcheck.dist.throughput import local_cpu_info
+    from dlcheck.output import to_jsonable
+    from dlcheck.profile.service import DEMO_TARGET, describe_target
+
+    if target is not None:
+        from dlcheck.target import parse_target
+
+        target = parse_target(target).raw
+    name = target or DEMO_TARGET
+    shape = describe_target(name, None, stall_timeout=opts.stall_timeout)
+    if shape.kind == "map" and shape.length == 0:
+        raise DlcheckError(
+            "The dataset is empty on this rank, so there is nothing to load.",
+            "Check the path, split or filter that builds it.",
+        )
+    return {"target": name, "shape": to_jsonable(shape), **local_cpu_info()}
+
+
+def _load_failure(errors: Mapping[int, Mapping[str, Any]], world_size: int) -> DlcheckError:
+    parts = [f"rank {r}: {e.get('message')}" for r, e in sorted(errors.items())]
+    hints = [e.get("hint") for e in errors.values() if e.get("hint")]
+    cls = UsageError if all(int(e.get("exit_code") or 1) == 2 for e in errors.values()) else None
+    message = f"TARGET failed to load on {len(errors)} of {world_size} ranks: " + "; ".join(parts)
+    if cls is not None:
+        return UsageError(message, hints[0] if hints else None)
+    return DlcheckError(message, hints[0] if hints else "Run with -v on that rank.")
+
+
+def _sweep(
+    ctx: DistSession,
+    launch: LaunchInfo,
+    target: str | None,
+    opts: ProfileOptions,
+    described: list[dict[str, Any]],
+    progress: ProgressFn | None,
+    started: float,
+) -> DistProfileReport | None:
+    from dlcheck.dist.throughput import aggregate_settings
+    from dlcheck.profile.records import LoaderShape, Setting
+    from dlcheck.profile.search import AdaptivePlanner, FixedPlanner
+    from dlcheck.profile.service import (
+        ProfileReport,
+        _measure_fn,
+        build_space,
+        machine_metadata,
+    )
+    from dlcheck.profile.sweep import failed_result
+
+    mine = described[ctx.rank]["value"]
+    shape = LoaderShape.from_dict(mine["shape"])
+    name = mine["target"]
+    space, notes = build_space(opts, shape)
+    shard = (ctx.rank, ctx.world_size)
+    # Rank 0's own progress, except its per-setting verdict: the all-ranks one replaces it.
+    own_progress = None
+    if progress is not None and ctx.is_root:
+        own_progress = lambda ev: None if ev.get("type") == "done" else progress(ev)  # noqa: E731
+    measure = _measure_fn(name, None, shape, opts, own_progress, space.baseline)
+    cap = (opts.duration or 8.0) * 4 + opts.stall_timeout + 60 + _GATHER_SLACK_S
+
+    merged: DistProfileReport | None = None
+    planner: Any = None
+    combined: list[SettingResult] = []
+    per_rank: list[SettingResult] = []
+    if ctx.is_root:
+        # The space is built from rank 0's view; ranks only differ in their shard.
+        space.usable_cpus = max(1, math.floor(_min_share(ctx, described)))
+        planner = FixedPlanner(space) if opts.workers is not None else AdaptivePlanner(space)
+        report = ProfileReport(
+            target=name,
+            shape=shape,
+            machine={**machine_metadata(shape), "world_size": ctx.world_size},
+            options={**vars(opts), "shard": None, "notes": notes},
+        )
+        merged = DistProfileReport(
+            report=report,
+            world_size=ctx.world_size,
+            launcher=launch.launcher,
+            ranks=[_rank_entry(d) for d in described],
+        )
+    budget = opts.budget if opts.workers is None else None
+    i = 0
+    while True:
+        plan = None
+        if ctx.is_root:
+            todo = planner.next(combined)
+            over = budget is not None and time.monotonic() - started >= budget and combined
+            if over and todo:
+                merged.report.budget_exhausted = True  # type: ignore[union-attr]
+            elif todo:
+                plan = {"setting": todo[0][0].to_dict(), "round": todo[0][1]}
+        plan = ctx.broadcast(plan, stage=f"plan {i}")
+        if plan is None:
+            break
+        setting, rnd = Setting.from_dict(plan["setting"]), int(plan["round"])
+        ctx.barrier(stage=f"setting {i}")
+        try:
+            result = measure(setting, rnd, shard)
+        except Exception as exc:  # a bug here becomes this rank's setting error
+            result = failed_result(setting, "crash", f"{type(exc).__name__}: {exc}")
+        result.rank, result.round = ctx.rank, rnd
+        rows = ctx.gather(result_record(result), stage=f"results {i}", wait_s=cap)
+        if rows is not None and merged is not None:
+            got = [result_from_record(r) for r in rows if r is not None]
+            seen = {r.rank for r in got}
+            got += [missing_result(setting, r, rnd) for r in range(ctx.world_size) if r not in seen]
+            got.sort(key=lambda r: r.rank or 0)
+            per_rank.extend(got)
+            combined.append(combine_ranks(got))
+            _judge(merged, per_rank, combined, opts, space, aggregate_settings)
+            if progress is not None:
+                mine_key = _throughput_record(got[0])["setting"]
+                agg = next((a for a in merged.aggregates if a["setting"] == mine_key), None)
+                progress({"type": "ranks_done", "setting": setting, "aggregate": agg})
+            if opts.output:
+                _write_output(merged, opts.output)
+        i += 1
+    if merged is not None:
+        from dlcheck.profile.service import _checks
+
+        _judge(merged, per_rank, combined, opts, space, aggregate_settings)
+        merged.report.checks = _checks(_with_combined(merged.report, combined), opts)
+    return merged
+
+
+def _with_combined(report: ProfileReport, combined: list[SettingResult]) -> ProfileReport:
+    # The CI checks count failed settings: one per setting, not one per rank.
+    return dataclasses.replace(report, results=combined)
+
+
+def _judge(
+    merged: DistProfileReport,
+    per_rank: list[SettingResult],
+    combined: list[SettingResult],
+    opts: ProfileOptions,
+    space: Any,
+    aggregate_settings: Callable[..., list[dict[str, Any]]],
+) -> None:
+    from dlcheck.dist.throughput import best_lockstep, recommend_workers
+    from dlcheck.profile.search import recommend
+
+    report = merged.report
+    report.results = list(per_rank)
+    shape = report.shape
+    report.recommendations = recommend(
+        combined,
+        usable_cpus=space.usable_cpus,
+        need=None if opts.need is None else opts.need / merged.world_size,
+        own_loader=bool(shape and shape.is_loader),
+        own_batching=shape.own_batching if shape else None,
+        max_workers=space.max_workers,
+    )
+    records = [_throughput_record(r) for r in per_rank]
+    # Repeats of a setting (adaptive search) are separate rounds: aggregate the latest.
+    latest: dict[tuple[Any, int | None], dict[str, Any]] = {}
+    for rec in records:
+        latest[(tuple(sorted(rec["setting"].items())), rec["rank"])] = rec
+    merged.aggregates = aggregate_settings(latest.values(), world_size=merged.world_size)
+    best = None
+    for bs in dict.fromkeys(a["setting"].get("batch_size") for a in merged.aggregates):
+        pick = best_lockstep([a for a in merged.aggregates if a["setting"].get("batch_size") == bs])
+        rate = pick["lockstep_samples_per_s"] if pick else None
+        if rate is not None and (best is None or rate > best["lockstep_samples_per_s"]):
+            best = dict(pick)  # type: ignore[arg-type]
+    merged.best = best
+    merged.workers = recommend_workers(list(latest.values()), merged.ranks)
+
+
+def _throughput_record(r: SettingResult) -> dict[str, Any]:
+    s = r.setting
+    setting: dict[str, Any] = {"num_workers": s.num_workers, "batch_size": s.batch_size}
+    if s.pin_memory:
+        setting["pin_memory"] = True
+    if s.num_workers and s.prefetch_factor not in (None, 2):
+        setting["prefetch_factor"] = s.prefetch_factor
+    if s.num_workers and s.persistent_workers:
+        setting["persistent_workers"] = True
+    return {
+        "rank": r.rank,
+        "setting": setting,
+        "samples_per_s": r.samples_per_s if r.ok else None,
+        "error": None if r.ok else (r.error or "failed"),
+    }
+
+
+def _rank_entry(record: Mapping[str, Any]) -> dict[str, Any]:
+    value = record.get("value") or {}
+    return {
+        "rank": int(record["rank"]),
+        "host": record.get("host"),
+        "usable_cpus": value.get("usable_cpus"),
+        "cpu_set": value.get("cpu_set"),
+    }
+
+
+def _min_share(ctx: DistSession, described: list[dict[str, Any]]) -> float:
+    from dlcheck.dist.throughput import cpu_shares
+
+    shares = cpu_shares([_rank_entry(d) for d in described])
+    return min(shares.values()) if shares else 1.0
+
+
+def _write_output(merged: DistProfileReport, path: str) -> None:
+    from dlcheck.output import dumps, write_text_file
+    from dlcheck.profile.render import csv_text
+
+    if path.lower().endswith(".csv"):
+        write_text_file(path, csv_text(merged.report))
+    else:
+        write_text_file(path, dumps(merged.to_json()) + "\n")

@@ -1,0 +1,34 @@
+"""TARGETs for tests/test_dist_profile.py (imported by the measuring children, not collected)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.data import Dataset
+
+
+class Small(Dataset):
+    """Tiny map-style samples: a setting measures in about a second."""
+
+    def __init__(self, n: int = 4000) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+        return torch.full((8,), float(idx)), idx % 10
+
+
+class FailsOnRank1(Small):
+    """Every sample raises on rank 1 only (the children inherit the launcher's RANK)."""
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+        if os.environ.get("RANK") == "1":
+            raise ValueError(f"cannot read sample {idx}: shard file missing on this node")
+        return super().__getitem__(idx)
+
+
+small = Small()
+fails_on_rank1 = FailsOnRank1()
