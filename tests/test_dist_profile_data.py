@@ -32,3 +32,25 @@ class FailsOnRank1(Small):
 
 small = Small()
 fails_on_rank1 = FailsOnRank1()
+
+
+def broken_on_rank1() -> Small:
+    """A factory that raises on rank 1 only: TARGET cannot be loaded there."""
+    if os.environ.get("RANK") == "1":
+        raise FileNotFoundError("/data/shard-1.tar: no such file on this node")
+    return Small()
+
+
+class KillsRank1(Small):
+    """On rank 1, the measuring child kills its rank process (SIGKILL) and ends itself."""
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+        if os.environ.get("RANK") == "1" and idx >= 0:
+            import signal
+
+            os.kill(os.getppid(), signal.SIGKILL)
+            os._exit(1)
+        return super().__getitem__(idx)
+
+
+kills_rank1 = KillsRank1()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -38,3 +39,26 @@ def handle_errors(verbose: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+def detect_launch() -> Any:
+    """The launch this rank belongs to (torchrun, srun, RANK/WORLD_SIZE), or None.
+
+    Without the variables a launcher sets, skip importing dlcheck.dist entirely: the
+    single-process path stays as fast as it was.
+    """
+    import os
+
+    if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
+        return None
+    from dlcheck.dist.launch import detect_launch as _detect
+
+    return _detect()
+
+
+def print_rank_error(error: dict[str, Any], rank: int, verbose: bool) -> None:
+    """This rank's own failure, on its own stderr (rank 0 names it in the report)."""
+    exc = DlcheckError(
+        f"rank {rank}: {error.get('message')}", error.get("hint"), detail=error.get("detail")
+    )
+    print_error(exc, verbose=verbose)

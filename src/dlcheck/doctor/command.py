@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from dlcheck.cliutil import JSON_OPTION, STRICT_OPTION, VERBOSE_OPTION, handle_errors
+from dlcheck.cliutil import (
+    JSON_OPTION,
+    STRICT_OPTION,
+    VERBOSE_OPTION,
+    detect_launch,
+    handle_errors,
+    print_rank_error,
+)
 
 
 def doctor_command(
@@ -59,7 +66,7 @@ def doctor_command(
     with handle_errors(verbose):
         from dlcheck.doctor import render
 
-        launch = _detect_launch()
+        launch = detect_launch()
         if list_probes:
             if launch is not None and not launch.is_root:  # one listing per job
                 raise typer.Exit(0)
@@ -93,7 +100,7 @@ def doctor_command(
                     verbose=verbose,
                     dist_timeout=dist_timeout,
                     on_progress=on_progress,
-                    report_error=lambda e: _rank_error(e, launch.rank, verbose),
+                    report_error=lambda e: print_rank_error(e, launch.rank, verbose),
                 )
             raise typer.Exit(code)
         from dlcheck.doctor.service import run_doctor, validate_probes
@@ -123,28 +130,6 @@ def _render(report: Any, *, json_out: bool, verbose: bool) -> None:
         emit_json(report.to_dict())
     else:
         render.render_report(report, console(), verbose=verbose)
-
-
-def _detect_launch() -> Any:
-    """The launch this rank belongs to (torchrun, srun, RANK/WORLD_SIZE), or None."""
-    import os
-
-    if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
-        return None
-    from dlcheck.dist.launch import detect_launch
-
-    return detect_launch()
-
-
-def _rank_error(error: dict[str, Any], rank: int, verbose: bool) -> None:
-    """This rank's own failure, on its own stderr (rank 0 names it in the report)."""
-    from dlcheck.cliutil import print_error
-    from dlcheck.errors import DlcheckError
-
-    exc = DlcheckError(
-        f"rank {rank}: {error.get('message')}", error.get("hint"), detail=error.get("detail")
-    )
-    print_error(exc, verbose=verbose)
 
 
 @contextlib.contextmanager

@@ -7,11 +7,18 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from dlcheck.cliutil import JSON_OPTION, STRICT_OPTION, VERBOSE_OPTION, handle_errors
+from dlcheck.cliutil import (
+    JSON_OPTION,
+    STRICT_OPTION,
+    VERBOSE_OPTION,
+    detect_launch,
+    handle_errors,
+    print_rank_error,
+)
 from dlcheck.env.torchprobe import prestart_for_cli
 
 if TYPE_CHECKING:
-    from dlcheck.dist.launch import LaunchInfo
+    pass
 
 # `import torch` is the slow part of `dlcheck env`: start it now, before Typer parses argv.
 prestart_for_cli(sys.argv)
@@ -65,7 +72,7 @@ def env_command(
     with handle_errors(verbose):
         if json_out and markdown:
             raise UsageError("--json and --markdown cannot be combined.", "Pick one format.")
-        launch = _detect_launch()
+        launch = detect_launch()
         if list_checks:
             if launch is None or launch.is_root:  # one listing per job, not one per rank
                 _list(json_out)
@@ -83,7 +90,7 @@ def env_command(
                 deep=deep,
                 strict=strict,
                 dist_timeout=dist_timeout,
-                report_error=lambda err: _rank_error(err, launch.rank, verbose),
+                report_error=lambda err: print_rank_error(err, launch.rank, verbose),
             )
             raise typer.Exit(code)
         from dlcheck.env.service import run_env
@@ -92,19 +99,6 @@ def env_command(
         _render(report, json_out=json_out, markdown=markdown, verbose=verbose, strict=strict)
         code = report.exit_code(strict)
     raise typer.Exit(code)
-
-
-def _detect_launch() -> LaunchInfo | None:
-    """The launch this rank belongs to, or None (the plain single-process run)."""
-    import os
-
-    # The variables detect_launch starts from: without them, skip importing dlcheck.dist
-    # (tens of milliseconds on the single-process path, which races the torch child).
-    if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
-        return None
-    from dlcheck.dist.launch import detect_launch
-
-    return detect_launch()
 
 
 def _list(json_out: bool) -> None:
@@ -159,14 +153,3 @@ def _render_dist(report, *, json_out: bool, markdown: bool, verbose: bool, stric
         from dlcheck.env.render import render_dist_console
 
         render_dist_console(report, console(), verbose=verbose)
-
-
-def _rank_error(error: dict, rank: int, verbose: bool) -> None:
-    """This rank's own failure, on its own stderr (rank 0 names it in the report)."""
-    from dlcheck.cliutil import print_error
-    from dlcheck.errors import DlcheckError
-
-    exc = DlcheckError(
-        f"rank {rank}: {error.get('message')}", error.get("hint"), detail=error.get("detail")
-    )
-    print_error(exc, verbose=verbose)

@@ -1,22 +1,7 @@
-"""`dlcheck profile`: measure a Dataset/DataLoader across settings and recommend one.
-
-Importing this subpackage rebinds ``dlcheck.profile`` from the API function to this module, so
-the module itself is made callable: ``dlcheck.profile(target, **options)`` keeps working
-(it is :func:`dlcheck.profile.service.run_profile`).
-"""
+"""dlcheck profile: measure a Dataset/DataLoader across settings and recommend one."""
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from dlcheck._apimodule import make_callable
 
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, target: Any = None, **options: Any) -> Any:
-        from dlcheck.profile.service import run_profile
-
-        return run_profile(target, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, "dlcheck.profile.service:run_profile")
