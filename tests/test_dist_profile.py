@@ -26,7 +26,7 @@ from dlcheck.profile.records import EpochTrace, LoaderShape, Setting, SettingRes
 from dlcheck.profile.service import ProfileReport
 from test_dist_session import RankRun, clean_env, free_port
 
-DATA = str(Path(__file__).with_name("test_dist_profile_data.py"))
+DATA = str(Path(__file__).with_name("dist_profile_data") / "rank_data.py")
 FAST = ["--duration", "1", "--dist-timeout", "30"]
 
 
@@ -80,7 +80,7 @@ def runs() -> Iterator[dict[str, Future]]:
                 by_hand, [f"{DATA}:broken_on_rank1", "--workers", "0", "--json", *FAST]
             ),
             "rank1_killed": pool.submit(
-                by_hand, [f"{DATA}:kills_rank1", "--workers", "0", "--json", *FAST]
+                by_hand, [f"{DATA}:kills_rank1", "--workers", "0,1", "--json", *FAST]
             ),
         }
 
@@ -133,7 +133,8 @@ def test_target_not_loading_on_rank1(runs: dict[str, Future]) -> None:
     out = runs["rank1_no_target"].result()
     assert out[0].rc == 1 and out[1].rc == 1, out[0].stderr[-3000:]
     assert out[0].stdout == "" and out[1].stdout == ""
-    assert "rank 1: FileNotFoundError" in out[0].stderr
+    assert "rank 1: broken_on_rank1() raised" in out[0].stderr
+    assert "FileNotFoundError" in out[0].stderr
     assert "/data/shard-1.tar" in out[0].stderr
     assert "Traceback" not in out[0].stderr
 
@@ -142,9 +143,13 @@ def test_killed_rank_is_named_without_hanging(runs: dict[str, Future]) -> None:
     out = runs["rank1_killed"].result()
     assert out[1].rc == -9  # SIGKILL, from its own measuring child
     assert out[0].rc == 1, out[0].stderr[-3000:]
-    assert "rank 1" in out[0].stderr
-    assert out[0].stdout == ""
     assert out[0].wall_s < 100
+    # Rank 0 still prints what both ranks measured before rank 1 died, naming it.
+    doc = json.loads(out[0].stdout)
+    assert doc["exit_code"] == 1
+    assert doc["distributed"]["failed_ranks"] == [1]
+    assert "rank 1 exited" in doc["distributed"]["lost"]["message"]
+    assert {(r["rank"], r["setting"]["num_workers"]) for r in doc["results"]} == {(0, 0), (1, 0)}
 
 
 # ---------------------------------------------------------------- pure parts

@@ -134,9 +134,9 @@ def profile_command(
         for v in (opts.pin_memory, opts.persistent_workers):
             if v is not None and v.lower() not in ("on", "off", "both"):
                 raise UsageError(f"Expected on, off or both, got {v!r}.")
-        from dlcheck.profile.distributed import detect
+        from dlcheck.cliutil import detect_launch
 
-        launch = detect()
+        launch = detect_launch()
         if launch is not None:
             if plot:
                 raise UsageError("--plot is not available under a launcher yet.")
@@ -164,13 +164,16 @@ def _run_distributed(
 
     def render(merged: Any) -> None:
         _show(merged, json_out, verbose)
+        if merged.lost and json_out:  # the table says so; with --json, say it on stderr too
+            from dlcheck.cliutil import print_error
+            from dlcheck.errors import DlcheckError
+
+            print_error(DlcheckError(merged.lost["message"]), verbose=False)
 
     def rank_error(err: dict[str, Any]) -> None:
-        from dlcheck.cliutil import print_error
-        from dlcheck.errors import DlcheckError
+        from dlcheck.cliutil import print_rank_error
 
-        msg = f"rank {launch.rank}: {err.get('message')}"
-        print_error(DlcheckError(msg, err.get("hint"), detail=err.get("detail")), verbose=verbose)
+        print_rank_error(err, launch.rank, verbose)
 
     with _progress_display(opts) as progress:
         return run_profile_distributed(
@@ -274,9 +277,9 @@ def _progress_display(opts: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
                     bar.console.print(f"  [red]✗[/] {label:<34} {bad}", highlight=False)
                 elif a:
                     bar.console.print(
-                        f"  [green]✓[/] {label:<34} {a['aggregate_samples_per_s']:>10,.0f} "
-                        f"samples/s all ranks (slowest rank {a['slowest_rank']}: "
-                        f"{a['slowest_samples_per_s']:,.0f}/s)",
+                        f"  [green]✓[/] {label:<24} {a['aggregate_samples_per_s']:>10,.0f}/s "
+                        f"all ranks, slowest rank {a['slowest_rank']} "
+                        f"{a['slowest_samples_per_s']:,.0f}/s",
                         highlight=False,
                     )
 

@@ -35,18 +35,6 @@ ProgressFn = Callable[[dict[str, Any]], None]
 _GATHER_SLACK_S = 60.0
 
 
-def detect() -> LaunchInfo | None:
-    """The launch this rank belongs to, or None (the plain single-process run)."""
-    import os
-
-    # Without any launcher variable, skip importing dlcheck.dist on the single-process path.
-    if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
-        return None
-    from dlcheck.dist.launch import detect_launch
-
-    return detect_launch()
-
-
 @dataclass
 class DistProfileReport:
     """Rank 0's view of the job: every rank's results, the aggregate per setting, the advice.
@@ -63,12 +51,18 @@ class DistProfileReport:
     best: dict[str, Any] | None = None
     workers: list[dict[str, Any]] = field(default_factory=list)
     rank_errors: dict[int, str] = field(default_factory=dict)  # a rank that failed to start
+    lost: dict[str, Any] | None = None  # RankFailure.to_dict() when a rank died mid-sweep
     agreed_exit: int | None = None
 
     @property
     def failed_ranks(self) -> list[int]:
         """Ranks that could not load TARGET or failed any setting."""
         out = set(self.rank_errors)
+        if self.lost:
+            out |= set(self.lost.get("missing") or [])
+            out |= {int(r) for r in (self.lost.get("failed") or {})}
+            out |= {int(r) for r in (self.lost.get("exited") or {})}
+            out |= set(self.lost.get("interrupted") or [])
         for a in self.aggregates:
             out |= {int(r) for r in a["failed_ranks"]}
             out |= {int(r) for r in a["missing_ranks"]}
@@ -94,6 +88,7 @@ class DistProfileReport:
             "ranks": self.ranks,
             "failed_ranks": self.failed_ranks,
             "rank_errors": {str(k): v for k, v in self.rank_errors.items()},
+            "lost": self.lost,
             "settings": self.aggregates,
             "best": best,
             "aggregate_samples_per_s": best["aggregate_samples_per_s"] if best else None,
@@ -233,7 +228,7 @@ def _run(
     report_error: Callable[[dict[str, Any]], None] | None,
     release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.dist import session, worst_exit
+    from dlcheck.dist import LauncherStopped, RankFailure, session, worst_exit
 
     started = time.monotonic()
     load_wait = max(opts.stall_timeout, 60.0) * 4 + _GATHER_SLACK_S
@@ -254,7 +249,23 @@ def _run(
             if ctx.is_root:
                 failure = _load_failure(errors, ctx.world_size)
         else:
-            merged = _sweep(ctx, launch, target, opts, described, progress, started)
+            box: dict[str, DistProfileReport] = {}
+            try:
+                merged = _sweep(ctx, launch, target, opts, described, progress, started, box)
+            except (RankFailure, LauncherStopped) as exc:
+                partial = box.get("merged")
+                lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
+                if partial is None or lost is None or not partial.report.results:
+                    raise
+                # The group is broken (no more collectives), but rank 0 still holds what every
+                # rank measured so far: print it with the lost rank named.
+                partial.lost = lost.to_dict()
+                partial.agreed_exit = lost.exit_code_agreed
+                partial.report.wall_s = time.monotonic() - started
+                if opts.output:
+                    _write_output(partial, opts.output)
+                render(partial)
+                return partial.exit_code
             if merged is not None:
                 local = merged.exit_code
         code = ctx.agree_exit(local)
@@ -268,6 +279,18 @@ def _run(
         failure.exit_code = code  # type: ignore[misc]
         raise failure
     return code
+
+
+def _stopped(ctx: DistSession) -> Any:
+    """torchrun stops every rank once one has exited: which one, if it ran on this machine."""
+    from dlcheck.dist import RankFailure
+
+    exited = ctx.exited_peers()
+    if not exited:
+        return None
+    return RankFailure(
+        stage="sweep", world_size=ctx.world_size, timeout_s=ctx.timeout_s, exited=exited
+    )
 
 
 def _describe(target: str | None, opts: ProfileOptions) -> dict[str, Any]:
@@ -307,6 +330,7 @@ def _sweep(
     described: list[dict[str, Any]],
     progress: ProgressFn | None,
     started: float,
+    box: dict[str, DistProfileReport],
 ) -> DistProfileReport | None:
     from dlcheck.dist.throughput import aggregate_settings
     from dlcheck.profile.records import LoaderShape, Setting
@@ -351,6 +375,7 @@ def _sweep(
             launcher=launch.launcher,
             ranks=[_rank_entry(d) for d in described],
         )
+        box["merged"] = merged
     budget = opts.budget if opts.workers is None else None
     i = 0
     while True:

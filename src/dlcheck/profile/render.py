@@ -461,6 +461,8 @@ def dist_renderable(merged: Any) -> Any:
         parts.append(head_t)
     for c in report.checks:
         parts.append(Text(f"{c.status.symbol} {c.message}", style=c.status.style))
+    if merged.lost:
+        parts.append(Text(f"✗ {merged.lost['message']} Results so far:", style="bold red"))
     if merged.failed_ranks:
         ranks = ", ".join(str(r) for r in merged.failed_ranks)
         parts.append(Text(f"✗ failed on rank {ranks}", style="bold red"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 
 class Small(Dataset):
@@ -42,13 +42,19 @@ def broken_on_rank1() -> Small:
 
 
 class KillsRank1(Small):
-    """On rank 1, the measuring child kills its rank process (SIGKILL) and ends itself."""
+    """On rank 1, a DataLoader worker (the num_workers=1 setting) SIGKILLs its rank process.
+
+    Worker → measuring child → rank process: the setting with 0 workers measures normally.
+    """
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
-        if os.environ.get("RANK") == "1" and idx >= 0:
+        if os.environ.get("RANK") == "1" and get_worker_info() is not None:
             import signal
 
-            os.kill(os.getppid(), signal.SIGKILL)
+            import psutil
+
+            child = psutil.Process().parent()
+            os.kill(child.ppid(), signal.SIGKILL)
             os._exit(1)
         return super().__getitem__(idx)
 
