@@ -381,3 +381,13 @@ def test_audit_rank_shards_iterable_coverage_against_whole_stream() -> None:
     # Random streams share nothing with a separate pass: no coverage verdict.
     other = J.audit_rank_shards({0: ["a"], 1: ["b"]}, style="iterable", expected=["x", "y"])
     assert only(other).status is Status.PASS
+
+
+def test_spawn_safety_pickling_never_touches_cuda_tensors() -> None:
+    """On a GPU, a CUDA tensor pickled in a fork of a CUDA-initialised process crashes."""
+    from dlcheck.doctor.facts import _pickled_size, find_unpicklable
+    from doctor_data.planted_misc import CudaLikeHolder
+
+    holder = CudaLikeHolder()
+    assert find_unpicklable(holder, "dataset") is None
+    assert _pickled_size(holder) > 0

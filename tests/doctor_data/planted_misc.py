@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -47,3 +49,19 @@ def cuda_initialised() -> DataLoader:
     # No GPU here: fake the fact the probe reads, as a training script that touched CUDA would.
     torch.cuda.is_initialized = lambda: True  # type: ignore[assignment]
     return DataLoader(TensorPairs(32), batch_size=4, num_workers=2)
+
+
+class CudaLike(torch.Tensor):
+    """Stands in for a CUDA tensor whose pickling would fail in a fork (no GPU here)."""
+
+    @property
+    def is_cuda(self) -> bool:  # type: ignore[override]
+        return True
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise RuntimeError("CUDA error: initialization error")
+
+
+class CudaLikeHolder:
+    def __init__(self) -> None:
+        self.table = torch.zeros(3).as_subclass(CudaLike)

@@ -583,9 +583,28 @@ class _CountingSink:
         return len(b)
 
 
+def _cuda_placeholder(shape: tuple[int, ...]) -> None:
+    return None
+
+
+class _SizingPickler(pickle.Pickler):
+    """Pickles like spawn would, but never touches CUDA.
+
+    Under spawn a CUDA tensor travels by CUDA IPC, so it is not a pickling culprit (the
+    cuda_in_worker probe judges it); serialising it here, in a fork of a process that already
+    initialised CUDA, would fail with "CUDA error: initialization error" instead.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(obj, torch.Tensor) and obj.is_cuda:
+            return _cuda_placeholder, (tuple(obj.shape),)
+        return NotImplemented
+
+
 def _pickled_size(obj: Any) -> int:
     sink = _CountingSink()
-    pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    _SizingPickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
     return sink.n
 
 
