@@ -369,7 +369,7 @@ class _Plan:
 
     def __init__(self, req: dict[str, Any], setting: Setting):
         self.duration = req.get("duration_s")
-        self.min_s = float(req.get("min_s", 1.0))
+        self.min_s = float(req.get("min_s", 2.0))
         self.max_s = float(req.get("max_s", 6.0))
         self.max_total = float(req.get("max_total_s", 20.0))
         self.depth = setting.depth

@@ -40,6 +40,9 @@ from dlcheck.records import Status
 
 DEMO_TARGET = "dlcheck.profile.demo:demo_dataset"
 DEFAULT_BUDGET_S = 90.0
+# Steady seconds per setting at least: with 1 s, the same 2-worker setting on 2 busy cores
+# read 1,447 and 1,777 samples/s in two runs; 2 s halves that spread at a few s per sweep.
+MIN_STEADY_S = 2.0
 DEFAULT_TOLERANCE = 0.10
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -279,9 +282,9 @@ def _measure_fn(
         }
         if opts.duration is not None:
             request["duration_s"] = opts.duration
-        elif rnd:
-            # A repeat spent on an uncertain decision: a longer window.
-            request.update(min_s=1.0 + 0.5 * rnd, max_s=6.0)
+        else:
+            # A repeat spent on an uncertain decision gets a longer window.
+            request.update(min_s=MIN_STEADY_S + 0.5 * rnd, max_s=6.0)
         if progress:
             progress({"type": "start", "setting": setting, "round": rnd})
 
