@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from dlcheck import __version__
@@ -55,3 +56,12 @@ def test_python_dash_m() -> None:
 def test_bad_option_is_usage_error() -> None:
     result = CliRunner().invoke(app, ["env", "--no-such-option"])
     assert result.exit_code == 2
+
+
+def test_error_text_is_not_read_as_rich_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    from dlcheck.cliutil import print_error
+    from dlcheck.errors import UsageError
+
+    print_error(UsageError("bad [bold]x[/bold]", "pip install 'dlcheck[plot]'"))
+    err = capsys.readouterr().err
+    assert "dlcheck[plot]" in err and "[bold]x[/bold]" in err

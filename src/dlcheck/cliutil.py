@@ -18,12 +18,15 @@ VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="Show every fact an
 
 
 def print_error(exc: DlcheckError, *, verbose: bool = False) -> None:
+    from rich.markup import escape
+
     from dlcheck.output import console
 
     err = console(stderr=True)
-    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    # escape(): messages quote user text and commands such as `pip install 'dlcheck[plot]'`.
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
     if exc.hint:
-        err.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+        err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
     if verbose and exc.detail:
         err.print(exc.detail, markup=False, highlight=False)
 
