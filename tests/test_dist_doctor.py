@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -16,57 +14,26 @@ from types import SimpleNamespace
 
 import pytest
 
+from dist_helpers import launch_dlcheck, torchrun_dlcheck
 from dlcheck.dist import LaunchInfo, RankFailure
 from dlcheck.doctor.distributed import merge, run_doctor_distributed
 from dlcheck.doctor.judge import judge_ranks, judge_resources
 from dlcheck.doctor.records import DoctorReport, Finding
 from dlcheck.errors import UsageError
 from dlcheck.records import Status
-from test_dist_session import RankRun, clean_env, free_port
+from test_dist_session import RankRun, free_port
 
 TESTS = Path(__file__).parent
 WORKER_ONLY = f"{TESTS}/doctor_data/planted_duplicates.py:worker_only"
 RANKED = f"{TESTS}/dist_doctor_data/rank_dependent.py"
-DOCTOR = [sys.executable, "-m", "dlcheck", "doctor"]
 
 
 def torchrun(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "dlcheck", "doctor", *args],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )  # fmt: skip
+    return torchrun_dlcheck("doctor", args)
 
 
 def by_hand(args: list[str], deadline: float = 150.0) -> dict[int, RankRun]:
-    """Ranks 0 and 1 of a 2-rank job started by hand with RANK/WORLD_SIZE/MASTER_*."""
-    env = clean_env()
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2", COLUMNS="120")
-    start = time.monotonic()
-    procs = {
-        r: subprocess.Popen(
-            [*DOCTOR, *args],
-            env={**env, "RANK": str(r)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for r in (0, 1)
-    }
-    try:
-        out = {}
-        for r, proc in procs.items():
-            stdout, stderr = proc.communicate(timeout=deadline)
-            out[r] = RankRun(proc.returncode, stdout, stderr, time.monotonic() - start)
-        return out
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    return launch_dlcheck("doctor", args, deadline=deadline)
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,16 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
+from dist_helpers import launch_dlcheck, torchrun_dlcheck
 from dlcheck.env.report import SCHEMA_FILE
-from test_dist_session import RankRun, clean_env, free_port
+from test_dist_session import RankRun
 
-DLCHECK = [sys.executable, "-m", "dlcheck", "env"]
-LOW_NOFILE = 'ulimit -n 256; exec "$0" "$@"'
 # Set on rank 1 only: rank 0, which prints, cannot know these values.
 SECRETS = {
     "HF_TOKEN": "hf_abcdefghijklmnopqrstuvwx",
@@ -25,54 +23,13 @@ SECRETS = {
 }
 
 
-def launch_env(
-    args: list[str],
-    ranks: tuple[int, ...] = (0, 1),
-    *,
-    low_nofile_rank: int | None = None,
-    extra_env: dict[str, str] | None = None,
-    rank_env: dict[int, dict[str, str]] | None = None,
-    deadline: float = 150.0,
-) -> dict[int, RankRun]:
+def launch_env(args: list[str], ranks: tuple[int, ...] = (0, 1), **kw: Any) -> dict[int, RankRun]:
     """Start `dlcheck env ARGS` as the given ranks of a 2-rank job, by hand."""
-    env = clean_env()
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2", COLUMNS="120")
-    env.update(extra_env or {})
-    procs: dict[int, subprocess.Popen[str]] = {}
-    start = time.monotonic()
-    try:
-        for r in ranks:
-            argv = [*DLCHECK, *args]
-            if r == low_nofile_rank:
-                argv = ["bash", "-c", LOW_NOFILE, *argv]
-            procs[r] = subprocess.Popen(
-                argv,
-                env={**env, **(rank_env or {}).get(r, {}), "RANK": str(r)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        out: dict[int, RankRun] = {}
-        for r, proc in procs.items():
-            stdout, stderr = proc.communicate(timeout=deadline)
-            out[r] = RankRun(proc.returncode, stdout, stderr, time.monotonic() - start)
-        return out
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    return launch_dlcheck("env", args, ranks, **kw)
 
 
 def torchrun_env(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "dlcheck", "env", *args],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )  # fmt: skip
+    return torchrun_dlcheck("env", args)
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from dist_helpers import launch_dlcheck, torchrun_dlcheck
 from dlcheck.profile.distributed import (
     DistProfileReport,
     combine_ranks,
@@ -24,48 +23,18 @@ from dlcheck.profile.distributed import (
 )
 from dlcheck.profile.records import EpochTrace, LoaderShape, Setting, SettingResult, Steady
 from dlcheck.profile.service import ProfileReport
-from test_dist_session import RankRun, clean_env, free_port
+from test_dist_session import RankRun
 
 DATA = str(Path(__file__).with_name("dist_profile_data") / "rank_data.py")
 FAST = ["--duration", "1", "--dist-timeout", "30"]
 
 
 def torchrun(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "dlcheck", "profile", *args],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )  # fmt: skip
+    return torchrun_dlcheck("profile", args)
 
 
 def by_hand(args: list[str], deadline: float = 150.0) -> dict[int, RankRun]:
-    """Ranks 0 and 1 of a 2-rank job started with RANK/WORLD_SIZE/MASTER_* (no launcher)."""
-    env = clean_env()
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
-    procs: dict[int, subprocess.Popen[str]] = {}
-    start = time.monotonic()
-    try:
-        for r in (0, 1):
-            procs[r] = subprocess.Popen(
-                [sys.executable, "-m", "dlcheck", "profile", *args],
-                env={**env, "RANK": str(r)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        out = {}
-        for r, proc in procs.items():
-            stdout, stderr = proc.communicate(timeout=deadline)
-            out[r] = RankRun(proc.returncode, stdout, stderr, time.monotonic() - start)
-        return out
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    return launch_dlcheck("profile", args, deadline=deadline)
 
 
 @pytest.fixture(scope="module")
