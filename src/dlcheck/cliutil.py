@@ -15,6 +15,14 @@ from dlcheck.exitcodes import ExitCode
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 STRICT_OPTION = typer.Option(False, "--strict", help="Treat warnings as failures (exit 1).")
 VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="Show every fact and tracebacks.")
+DIST_TIMEOUT_OPTION = typer.Option(
+    None,
+    "--dist-timeout",
+    metavar="SECONDS",
+    min=0.1,
+    help="Under torchrun/srun: how long to wait for a rank that does not arrive or goes "
+    "silent before reporting it (default: $DLCHECK_DIST_TIMEOUT or 60).",
+)
 
 
 def print_error(exc: DlcheckError, *, verbose: bool = False) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from dlcheck.cliutil import (
+    DIST_TIMEOUT_OPTION,
     JSON_OPTION,
     STRICT_OPTION,
     VERBOSE_OPTION,
@@ -42,14 +43,7 @@ def doctor_command(
     timeout: float = typer.Option(
         30.0, "--timeout", help="Seconds each probe may take before it counts as hung."
     ),
-    dist_timeout: float | None = typer.Option(
-        None,
-        "--dist-timeout",
-        metavar="SECONDS",
-        min=0.1,
-        help="Under torchrun/srun: how long to wait for a rank that does not arrive or goes "
-        "silent before reporting it (default: $DLCHECK_DIST_TIMEOUT or 60).",
-    ),
+    dist_timeout: float | None = DIST_TIMEOUT_OPTION,
     strict: bool = STRICT_OPTION,
     json_out: bool = JSON_OPTION,
     verbose: bool = VERBOSE_OPTION,

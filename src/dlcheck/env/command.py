@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from dlcheck.cliutil import (
+    DIST_TIMEOUT_OPTION,
     JSON_OPTION,
     STRICT_OPTION,
     VERBOSE_OPTION,
@@ -51,14 +52,7 @@ def env_command(
         min=0.1,
         help="Limit for `import torch` in the child process (slow filesystems need more).",
     ),
-    dist_timeout: float | None = typer.Option(
-        None,
-        "--dist-timeout",
-        metavar="SECONDS",
-        min=0.1,
-        help="Under torchrun/srun: how long to wait for a rank that does not arrive or goes "
-        "silent before reporting it (default: $DLCHECK_DIST_TIMEOUT or 60).",
-    ),
+    dist_timeout: float | None = DIST_TIMEOUT_OPTION,
 ) -> None:
     """Check Python, PyTorch, CUDA, the driver, GPUs, libraries and host limits.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from dlcheck.cliutil import JSON_OPTION, VERBOSE_OPTION, handle_errors
+from dlcheck.cliutil import DIST_TIMEOUT_OPTION, JSON_OPTION, VERBOSE_OPTION, handle_errors
 
 
 def _int_list(raw: str | None, name: str, *, minimum: int = 0) -> list[int] | None:
@@ -81,13 +81,7 @@ def profile_command(
     tolerance: float = typer.Option(
         0.10, "--tolerance", help="Allowed drop vs --baseline (0.10 = 10%)."
     ),
-    dist_timeout: float = typer.Option(
-        None,
-        "--dist-timeout",
-        metavar="SECONDS",
-        help="Under torchrun/srun: how long to wait for a rank that does not arrive or goes "
-        "silent before reporting it (default: $DLCHECK_DIST_TIMEOUT or 60).",
-    ),
+    dist_timeout: float | None = DIST_TIMEOUT_OPTION,
     json_out: bool = JSON_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
