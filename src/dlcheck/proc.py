@@ -15,6 +15,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import psutil
 SHM_DIR = Path("/dev/shm")
 _TORCH_SHM = re.compile(r"^torch_(\d+)_")
 RESULT_FD_ENV = "DLCHECK_RESULT_FD"
+FORK_FD_ENV = "DLCHECK_FORK_FD"
 
 
 @dataclass
@@ -227,24 +229,7 @@ def run_child(
         if obj is not None:
             pid = _fork_child(func, request, obj, read_fd, write_fd, err_file)
         else:
-            child_env = dict(os.environ if env is None else env)
-            child_env[RESULT_FD_ENV] = str(write_fd)
-            child_env.setdefault("PYTHONUNBUFFERED", "1")
-            src = str(Path(__file__).resolve().parent.parent)
-            if "-packages" not in src:  # a source checkout run without installing
-                child_env["PYTHONPATH"] = os.pathsep.join(
-                    p for p in (src, child_env.get("PYTHONPATH", "")) if p
-                )
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "dlcheck._child", func],
-                stdin=subprocess.PIPE,
-                stdout=err_file if err_file is not None else sys.stderr.fileno(),
-                stderr=err_file if err_file is not None else sys.stderr.fileno(),
-                pass_fds=(write_fd,),
-                start_new_session=True,
-                env=child_env,
-                preexec_fn=_set_parent_death_signal,
-            )
+            popen = _spawn(func, write_fd, err_file, env)
             pid = popen.pid
     except BaseException:
         os.close(read_fd)
@@ -257,6 +242,77 @@ def run_child(
             popen.stdin.write(json.dumps(request).encode())
             popen.stdin.close()
 
+    return _watch(
+        pid,
+        read_fd,
+        reap=lambda: _wait_popen(popen) if popen is not None else _reap(pid),
+        err_file=err_file,
+        shm_before=shm_before,
+        wall_start=wall_start,
+        started=started,
+        timeout=timeout,
+        stall_timeout=stall_timeout,
+        on_event=on_event,
+    )
+
+
+def _spawn(
+    func: str,
+    write_fd: int,
+    err_file: Any,
+    env: dict[str, str] | None,
+    extra_fds: tuple[int, ...] = (),
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A fresh interpreter running ``dlcheck._child func`` in its own session."""
+    child_env = dict(os.environ if env is None else env)
+    child_env[RESULT_FD_ENV] = str(write_fd)
+    child_env.update(extra_env or {})
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    src = str(Path(__file__).resolve().parent.parent)
+    if "-packages" not in src:  # a source checkout run without installing
+        child_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (src, child_env.get("PYTHONPATH", "")) if p
+        )
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlcheck._child", func],
+        stdin=subprocess.PIPE,
+        stdout=err_file if err_file is not None else sys.stderr.fileno(),
+        stderr=err_file if err_file is not None else sys.stderr.fileno(),
+        pass_fds=(write_fd, *extra_fds),
+        start_new_session=True,
+        env=child_env,
+        preexec_fn=_set_parent_death_signal,
+    )
+
+
+def _wait_popen(popen: subprocess.Popen[bytes]) -> int | None:
+    try:
+        return popen.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _watch(
+    pid: int,
+    read_fd: int,
+    *,
+    reap: Callable[[], int | None],
+    err_file: Any,
+    shm_before: set[str],
+    wall_start: float,
+    started: float,
+    timeout: float | None,
+    stall_timeout: float | None,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    stop_when: Callable[[dict[str, Any]], bool] | None = None,
+) -> ChildOutcome:
+    """Read the child's JSON lines until it ends, times out or stalls; then clean up its group.
+
+    ``pid`` leads its own process group (DataLoader workers included); ``reap`` collects its
+    exit status (the parent's own child, or a fork server's). An event for which ``stop_when``
+    is true returns at once (ok, the event as value) and leaves the child running.
+    """
     outcome = ChildOutcome(ok=False)
     known_pids: set[int] = {pid}
     buf = b""
@@ -302,6 +358,10 @@ def run_child(
                     outcome.events.append(msg)
                     if on_event is not None:
                         on_event(msg)
+                    if stop_when is not None and stop_when(msg):
+                        outcome.ok, outcome.value = True, msg
+                        outcome.duration_s = time.monotonic() - started
+                        return outcome
                 elif kind == "result":
                     outcome.ok = True
                     outcome.value = msg.get("value")
@@ -310,33 +370,25 @@ def run_child(
     except KeyboardInterrupt:
         outcome.interrupted = True
         kill_tree(pid, known_pids, grace_s=0.3)
-        _finish(outcome, pid, popen, err_file, shm_before, known_pids, wall_start, started)
+        _finish(outcome, reap, err_file, shm_before, known_pids, wall_start, started)
         os.close(read_fd)
         raise
     kill_tree(pid, known_pids, grace_s=0.5 if not outcome.ok else 1.0)
     os.close(read_fd)
-    _finish(outcome, pid, popen, err_file, shm_before, known_pids, wall_start, started)
+    _finish(outcome, reap, err_file, shm_before, known_pids, wall_start, started)
     return outcome
 
 
 def _finish(
     outcome: ChildOutcome,
-    pid: int,
-    popen: subprocess.Popen[bytes] | None,
+    reap: Callable[[], int | None],
     err_file: Any,
     shm_before: set[str],
     known_pids: set[int],
     wall_start: float,
     started: float,
 ) -> None:
-    rc: int | None
-    if popen is not None:
-        try:
-            rc = popen.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            rc = None
-    else:
-        rc = _reap(pid)
+    rc = reap()
     outcome.returncode = rc
     if not outcome.ok:
         outcome.signal = signal_name(rc) if not outcome.timed_out else None
@@ -389,3 +441,274 @@ def _fork_child(
         code = 70
     finally:
         os._exit(code)
+
+
+# ---------------------------------------------------------------- a fork server (template)
+
+_MSG_MAX = 1 << 20
+
+
+def _send_msg(sock: socket.socket, msg: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
+    data = json.dumps(msg).encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.sendall(data)
+
+
+def _recv_msg(sock: socket.socket, maxfds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
+    if maxfds:
+        data, fds, _, _ = socket.recv_fds(sock, _MSG_MAX, maxfds)
+    else:
+        data, fds = sock.recv(_MSG_MAX), []
+    if not data:
+        return None, list(fds)
+    return json.loads(data), list(fds)
+
+
+class ForkServer:
+    """A long-lived child (the *template*) that imports torch and the user's code once, then
+    forks one isolated child per task.
+
+    The template runs ``func(request, send)`` in a fresh interpreter (its own session); it
+    sends an event with ``"phase": "ready"`` once built, then serves fork requests with
+    :func:`serve_forks`. Each forked child leads its own session and process group and reports
+    over its own private pipe, so :meth:`run` watches, times out, kills and cleans up after it
+    exactly as :func:`run_child` does for a fresh process.
+    """
+
+    def __init__(self, func: str, request: dict[str, Any], *, env: dict[str, str] | None = None):
+        self._func, self._request, self._env = func, request, env
+        self._sock: socket.socket | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._read_fd: int | None = None
+        self._err = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
+        self._shm_before = shm_entries()
+        self._wall_start = time.time()
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen is not None else None
+
+    def start(
+        self,
+        *,
+        timeout: float | None = None,
+        stall_timeout: float | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> ChildOutcome:
+        """Start the template and wait until it is built: ok with the ready event as value, or
+        the template's failure (it is then gone, cleaned up like any child)."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        read_fd, write_fd = os.pipe()
+        try:
+            self._popen = _spawn(
+                self._func,
+                write_fd,
+                self._err,
+                self._env,
+                extra_fds=(child.fileno(),),
+                extra_env={FORK_FD_ENV: str(child.fileno())},
+            )
+        except BaseException:
+            for fd in (read_fd, write_fd):
+                os.close(fd)
+            parent.close()
+            child.close()
+            raise
+        os.close(write_fd)
+        child.close()
+        self._sock = parent
+        assert self._popen.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._popen.stdin.write(json.dumps(self._request).encode())
+            self._popen.stdin.close()
+        popen = self._popen
+        out = _watch(
+            popen.pid,
+            read_fd,
+            reap=lambda: _wait_popen(popen),
+            err_file=self._err,
+            shm_before=self._shm_before,
+            wall_start=self._wall_start,
+            started=time.monotonic(),
+            timeout=timeout,
+            stall_timeout=stall_timeout,
+            on_event=on_event,
+            stop_when=lambda ev: ev.get("phase") == "ready",
+        )
+        if out.ok and isinstance(out.value, dict) and out.value.get("phase") == "ready":
+            self._read_fd = read_fd  # kept open: the template never writes to it again
+        else:
+            out.ok = False
+            self._popen = None
+            parent.close()
+            self._sock = None
+        return out
+
+    def run(
+        self,
+        func: str,
+        request: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        stall_timeout: float | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> ChildOutcome:
+        """Like :func:`run_child`, in a child forked from the template (which holds the
+        user's object as ``request["_object"]``)."""
+        if self._sock is None:
+            return ChildOutcome(ok=False, error={"kind": "crash", "message": "no template"})
+        shm_before = shm_entries()
+        started = time.monotonic()
+        wall_start = time.time()
+        read_fd, write_fd = os.pipe()
+        err_file = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in _finish
+        try:
+            _send_msg(
+                self._sock,
+                {"op": "fork", "func": func, "request": request},
+                (write_fd, err_file.fileno()),
+            )
+            reply = self._reply(10.0)
+        except BaseException:
+            os.close(read_fd)
+            err_file.close()
+            raise
+        finally:
+            os.close(write_fd)
+        if not reply or "pid" not in reply:
+            os.close(read_fd)
+            err_file.close()
+            return ChildOutcome(
+                ok=False,
+                error={"kind": "crash", "message": "the template process did not fork a child"},
+            )
+        pid = int(reply["pid"])
+        return _watch(
+            pid,
+            read_fd,
+            reap=lambda: self._reap(pid),
+            err_file=err_file,
+            shm_before=shm_before,
+            wall_start=wall_start,
+            started=started,
+            timeout=timeout,
+            stall_timeout=stall_timeout,
+            on_event=on_event,
+        )
+
+    def _reply(self, wait_s: float) -> dict[str, Any] | None:
+        assert self._sock is not None
+        ready, _, _ = select.select([self._sock], [], [], wait_s)
+        if not ready:
+            return None
+        try:
+            msg, _ = _recv_msg(self._sock)
+        except (OSError, ValueError):
+            return None
+        return msg
+
+    def _reap(self, pid: int) -> int | None:
+        """The forked child is the template's: ask it for the exit status."""
+        if self._sock is None:
+            return None
+        try:
+            _send_msg(self._sock, {"op": "reap", "pid": pid})
+            reply = self._reply(5.0)
+        except OSError:
+            return None
+        rc = (reply or {}).get("returncode")
+        return int(rc) if rc is not None else None
+
+    def close(self) -> None:
+        """Stop the template and its group; remove what it left in /dev/shm."""
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                _send_msg(self._sock, {"op": "exit"})
+            self._sock.close()
+            self._sock = None
+        if self._popen is not None:
+            known = {self._popen.pid}
+            with contextlib.suppress(psutil.Error):
+                known |= {c.pid for c in psutil.Process(self._popen.pid).children(recursive=True)}
+            kill_tree(self._popen.pid, known, grace_s=0.5)
+            _wait_popen(self._popen)
+            cleanup_shm(self._shm_before, known, self._wall_start)
+            self._popen = None
+        if self._read_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._read_fd)
+            self._read_fd = None
+        with contextlib.suppress(OSError, ValueError):
+            self._err.close()
+
+    def stderr_tail(self) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            self._err.seek(0, os.SEEK_END)
+            size = self._err.tell()
+            self._err.seek(max(0, size - 4000))
+            return self._err.read().decode("utf-8", "replace")
+        return ""
+
+    def __enter__(self) -> ForkServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_forks(obj: Any, close_fds: tuple[int, ...] = ()) -> None:
+    """Template side of :class:`ForkServer`: fork a child per request until told to stop.
+
+    Each child leads a new session (so the parent can kill its whole group), dies with the
+    template, writes its messages to the pipe it was sent and its stderr to the file it was sent.
+    """
+    sock = socket.socket(fileno=int(os.environ.pop(FORK_FD_ENV)))
+    while True:
+        try:
+            msg, fds = _recv_msg(sock, maxfds=2)
+        except (OSError, ValueError):
+            return
+        if msg is None or msg.get("op") == "exit":
+            return
+        if msg.get("op") == "reap":
+            rc = _reap(int(msg["pid"]))
+            _send_msg(sock, {"returncode": rc})
+            continue
+        if msg.get("op") != "fork" or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            _send_msg(sock, {"error": "bad request"})
+            continue
+        write_fd, err_fd = fds
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                os.setsid()
+                _set_parent_death_signal()
+                sock.close()
+                for fd in close_fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                os.dup2(err_fd, 2)
+                os.dup2(2, 1)
+                os.close(err_fd)
+                from dlcheck import _child
+
+                req = dict(msg["request"])
+                req["_object"] = obj
+                code = _child.serve(msg["func"], req, write_fd)
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+            except BaseException:
+                code = 70
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        os.close(err_fd)
+        _send_msg(sock, {"pid": pid})

@@ -177,10 +177,68 @@ def describe(request: dict[str, Any], send: Send) -> dict[str, Any]:
     """Resolve TARGET and report the loader's shape (no sample is fetched)."""
     send({"phase": "describe"})
     obj = _load(request)
+    from dlcheck.cuda import get_cuda
+
+    cuda = get_cuda()
+    return _shape(obj, cuda.name if cuda is not None else None)
+
+
+def template(request: dict[str, Any], send: Send) -> None:
+    """Build TARGET once, report its shape, then fork one child per setting (a fork server).
+
+    Forking a process that has initialised CUDA is unsafe, so the template never touches the
+    device itself (a short forked probe reads its name) and reports whether the user's code did.
+    """
+    with _heartbeat(send, "load"):
+        obj = _load(request)
+        import torch
+
+        install_fetch_tags()
+        cuda_in_build = bool(torch.cuda.is_initialized())
+        shape = _shape(obj, _probe_cuda_name())
+    send({"phase": "ready", "shape": shape, "cuda_initialized": cuda_in_build})
+    if cuda_in_build:
+        return  # the parent falls back to fresh processes
+    from dlcheck.proc import serve_forks
+
+    serve_forks(obj)
+
+
+def _probe_cuda_name() -> str | None:
+    """The CUDA device's name from a forked child, so this process never initialises CUDA."""
+    import os
+
+    from dlcheck.cuda import FAKE_ENV, get_cuda
+
+    if os.environ.get(FAKE_ENV):
+        cuda = get_cuda()
+        return cuda.name if cuda is not None else None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_fd)
+            cuda = get_cuda()
+            os.write(write_fd, (cuda.name if cuda is not None else "").encode()[:4000])
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        name = f.read().decode("utf-8", "replace")
+    os.waitpid(pid, 0)
+    return name or None
+
+
+def _shape(obj: Any, cuda_name: str | None) -> dict[str, Any]:
     import torch
     from torch.utils.data import IterableDataset
 
-    from dlcheck.cuda import get_cuda
     from dlcheck.target import is_loader
 
     loader = obj if is_loader(obj) else None
@@ -189,7 +247,6 @@ def describe(request: dict[str, Any], send: Send) -> dict[str, Any]:
     length = None
     with contextlib.suppress(Exception):
         length = len(ds)
-    cuda = get_cuda()
     shape: dict[str, Any] = {
         "kind": kind,
         "is_loader": loader is not None,
@@ -197,8 +254,8 @@ def describe(request: dict[str, Any], send: Send) -> dict[str, Any]:
         "length": length,
         "batch_size": 64,
         "own_batching": None,
-        "cuda": cuda is not None,
-        "cuda_device": cuda.name if cuda is not None else None,
+        "cuda": cuda_name is not None,
+        "cuda_device": cuda_name,
         "torch_version": torch.__version__,
     }
     if loader is not None:

@@ -81,14 +81,20 @@ def profile_command(
     tolerance: float = typer.Option(
         0.10, "--tolerance", help="Allowed drop vs --baseline (0.10 = 10%)."
     ),
+    isolation: str = typer.Option(
+        "auto",
+        "--isolation",
+        help="auto: build the dataset once and fork each setting from it; fresh: a new "
+        "process (and a new build) per setting.",
+    ),
     dist_timeout: float | None = DIST_TIMEOUT_OPTION,
     json_out: bool = JSON_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Measure a Dataset/DataLoader across settings and recommend the best.
 
-    Each setting runs in a fresh child process; figures are steady-state (after the pipeline
-    buffer drains). Under torchrun/srun every rank profiles its own shard at the same time,
+    The dataset is built once; each setting runs in a child forked from that build (its own
+    process group). Under torchrun/srun every rank profiles its own shard at the same time,
     settings in lockstep, and rank 0 reports per-rank and all-ranks figures.
     Exit codes: 0 ok, 1 a setting failed or a CI threshold was missed,
     2 bad TARGET/options, 130 interrupted.
@@ -102,6 +108,8 @@ def profile_command(
         for name, v in (("--duration", duration), ("--stall-timeout", stall_timeout)):
             if v is not None and v <= 0:
                 raise UsageError(f"{name} must be positive, got {v:g}.")
+        if isolation not in ("auto", "fresh"):
+            raise UsageError(f"--isolation {isolation!r}: use auto or fresh.")
         if output and not output.lower().endswith((".json", ".csv")):
             raise UsageError(f"--output {output}: use a .json or .csv file name.")
         if plot:
@@ -124,6 +132,7 @@ def profile_command(
             baseline=baseline,
             tolerance=tolerance,
             output=output,
+            isolation=isolation,
         )
         for v in (opts.pin_memory, opts.persistent_workers):
             if v is not None and v.lower() not in ("on", "off", "both"):

@@ -68,6 +68,7 @@ class ProfileOptions:
     tolerance: float = DEFAULT_TOLERANCE
     output: str | None = None
     shard: tuple[int, int] | None = None
+    isolation: str = "auto"  # auto: fork each setting from one build; fresh: a new process each
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,40 @@ def describe_target(target: str, obj: Any, *, stall_timeout: float) -> LoaderSha
     return LoaderShape.from_dict(outcome.value)
 
 
+#: Why the sweep runs each setting in a fresh process although a template was wanted.
+CUDA_IN_BUILD = (
+    "building the dataset initialised CUDA, and forking a process that holds CUDA is unsafe: "
+    "each setting runs in a fresh process (and builds the dataset again)"
+)
+FRESH_ASKED = (
+    "--isolation fresh: each setting runs in a fresh process (and builds the dataset again)"
+)
+
+
+def start_template(target: str, *, stall_timeout: float) -> tuple[Any, LoaderShape, str | None]:
+    """Build TARGET once in a template process that forks a child per setting.
+
+    Returns (fork server or None, shape, why not forking). Errors in the user's code raise as
+    :func:`describe_target` does.
+    """
+    from dlcheck.proc import ForkServer
+
+    server = ForkServer("dlcheck.profile.child:template", {"target": target}, env=_child_env())
+    wait = max(stall_timeout, 60.0)
+    try:
+        outcome = server.start(stall_timeout=wait, timeout=wait * 4)
+        if not outcome.ok:
+            _raise_child_error(outcome, f"Loading {target}")
+    except BaseException:
+        server.close()
+        raise
+    shape = LoaderShape.from_dict(outcome.value["shape"])
+    if outcome.value.get("cuda_initialized"):
+        server.close()
+        return None, shape, CUDA_IN_BUILD
+    return server, shape, None
+
+
 def _flags(value: str | None, default: list[bool]) -> list[bool]:
     if value is None:
         return default
@@ -268,7 +303,9 @@ def _measure_fn(
     opts: ProfileOptions,
     progress: ProgressFn | None,
     baseline: Setting | None,
+    server: Any = None,
 ) -> Callable[[Setting, int, tuple[int, int] | None], SettingResult]:
+    """Measure one setting: forked from ``server`` (a template) when given, else a new child."""
     from dlcheck.proc import run_child
 
     env = None if obj is not None else _child_env()
@@ -293,15 +330,24 @@ def _measure_fn(
                 progress({"type": "batch", "setting": setting, **ev})
 
         cap = (opts.duration or 8.0) * 4 + opts.stall_timeout + 60
-        outcome = run_child(
-            "dlcheck.profile.child:measure",
-            request,
-            obj=obj,
-            stall_timeout=opts.stall_timeout,
-            timeout=cap,
-            on_event=on_event,
-            env=env,
-        )
+        if server is not None:
+            outcome = server.run(
+                "dlcheck.profile.child:measure",
+                request,
+                stall_timeout=opts.stall_timeout,
+                timeout=cap,
+                on_event=on_event,
+            )
+        else:
+            outcome = run_child(
+                "dlcheck.profile.child:measure",
+                request,
+                obj=obj,
+                stall_timeout=opts.stall_timeout,
+                timeout=cap,
+                on_event=on_event,
+                env=env,
+            )
         result = outcome_to_result(
             setting, outcome, stall_timeout=opts.stall_timeout, baseline=setting == baseline
         )
@@ -435,7 +481,35 @@ def run_profile(
         load_baseline(opts.baseline)  # a bad file is a usage error before minutes of sweeping
     if progress:
         progress({"type": "describe", "target": target})
-    shape = describe_target(target, obj, stall_timeout=opts.stall_timeout)
+    server = None
+    why_fresh = None
+    if obj is not None or opts.isolation == "fresh":
+        # An in-memory object is built already: each setting forks from this process.
+        shape = describe_target(target, obj, stall_timeout=opts.stall_timeout)
+        why_fresh = FRESH_ASKED if obj is None else None
+    else:
+        server, shape, why_fresh = start_template(target, stall_timeout=opts.stall_timeout)
+    try:
+        return _profile(
+            target, obj, shape, opts, started, progress, barrier, combine, server, why_fresh
+        )
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _profile(
+    target: str,
+    obj: Any,
+    shape: LoaderShape,
+    opts: ProfileOptions,
+    started: float,
+    progress: ProgressFn | None,
+    barrier: Callable[[], None] | None,
+    combine: Callable[[SettingResult], SettingResult] | None,
+    server: Any,
+    why_fresh: str | None,
+) -> ProfileReport:
     if shape.kind == "map" and shape.length == 0:
         raise DlcheckError(
             f"The dataset is empty: len({shape.dataset_type.rsplit('.', 1)[-1]}) == 0, so there "
@@ -443,11 +517,14 @@ def run_profile(
             "Check the path, split or filter that builds it.",
         )
     space, notes = build_space(opts, shape)
+    if why_fresh:
+        notes.append(why_fresh)
+    isolation = "fresh" if server is None and obj is None else "fork"
     report = ProfileReport(
         target=target,
         shape=shape,
         machine=machine_metadata(shape),
-        options={**{k: v for k, v in vars(opts).items()}, "notes": notes},
+        options={**{k: v for k, v in vars(opts).items()}, "isolation": isolation, "notes": notes},
     )
     planner = FixedPlanner(space) if opts.workers is not None else AdaptivePlanner(space)
     sweep = SweepOutcome(results=report.results)
@@ -457,7 +534,7 @@ def run_profile(
         if opts.output:
             write_output(report, opts.output)
 
-    measure = _measure_fn(target, obj, shape, opts, progress, space.baseline)
+    measure = _measure_fn(target, obj, shape, opts, progress, space.baseline, server)
     try:
         run_sweep(
             planner,
