@@ -17,7 +17,12 @@ from typing import Any
 
 from dlcheck.profile.failures import describe_collate_failure, explain_exception
 from dlcheck.profile.records import EpochTrace, Setting
-from dlcheck.profile.stats import steady_intervals, target_batches, warmup_batches
+from dlcheck.profile.stats import (
+    MIN_EPOCHS,
+    steady_intervals,
+    target_batches,
+    warmup_batches,
+)
 
 Send = Callable[[dict[str, Any]], None]
 
@@ -279,8 +284,17 @@ def _shape(obj: Any, cuda_name: str | None) -> dict[str, Any]:
     return shape
 
 
-def build_loader(obj: Any, setting: Setting, shard: Sequence[int] | None = None) -> Any:
-    """A DataLoader for ``setting`` that keeps everything else the user configured."""
+def build_loader(
+    obj: Any,
+    setting: Setting,
+    shard: Sequence[int] | None = None,
+    epoch_batches: int | None = None,
+) -> Any:
+    """A DataLoader for ``setting`` that keeps everything else the user configured.
+
+    ``epoch_batches`` bounds an epoch of a map-style dataset (its sampler or batch sampler
+    is cut short), so whole epochs of a huge dataset fit in a measurement.
+    """
     from torch.utils.data import DataLoader, IterableDataset
 
     from dlcheck.target import is_loader
@@ -331,7 +345,76 @@ def build_loader(obj: Any, setting: Setting, shard: Sequence[int] | None = None)
         kept["sampler"] = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True)
     if s.num_workers:
         kept["worker_init_fn"] = _TaggingWorkerInit(kept.get("worker_init_fn"))
+    if epoch_batches is not None and not iterable:
+        if "batch_sampler" in kept:
+            kept["batch_sampler"] = _Capped(kept["batch_sampler"], epoch_batches)
+        elif kept.get("batch_size") is not None:
+            n = epoch_batches * int(kept["batch_size"])
+            if kept.pop("shuffle", False):
+                kept["sampler"] = _RandomSubset(len(dataset), n)
+            else:
+                kept["sampler"] = _Capped(kept.get("sampler") or range(len(dataset)), n)
     return DataLoader(dataset, **kept, **swept)
+
+
+class _Capped:
+    """The first ``n`` items of each pass over a sampler (a bounded epoch)."""
+
+    def __init__(self, sampler: Any, n: int):
+        self.sampler, self.n = sampler, n
+
+    def __iter__(self) -> Iterator[Any]:
+        import itertools
+
+        return itertools.islice(iter(self.sampler), self.n)
+
+    def __len__(self) -> int:
+        try:
+            return min(self.n, len(self.sampler))
+        except TypeError:
+            return self.n
+
+
+class _RandomSubset:
+    """``n`` distinct random indices per pass (shuffle=True, without a full permutation)."""
+
+    def __init__(self, size: int, n: int):
+        self.size, self.n = size, min(n, size)
+
+    def __iter__(self) -> Iterator[int]:
+        import random
+
+        return iter(random.sample(range(self.size), self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+#: A bounded epoch spans at least this many batches and 4 pipeline depths.
+EPOCH_MIN_BATCHES = 32
+EPOCH_DEPTHS = 4
+
+
+def epoch_cap(setting: Setting) -> int:
+    """Batches in a bounded epoch: long enough that start-up and drain are a fair share."""
+    return max(EPOCH_MIN_BATCHES, EPOCH_DEPTHS * setting.depth)
+
+
+def _real_epoch(loader: Any) -> tuple[int | None, int | None]:
+    """(batches, samples) in one real epoch of ``loader``; None where it has no length."""
+    try:
+        batches = len(loader)
+    except TypeError:
+        return None, None
+    samples = None
+    with contextlib.suppress(TypeError, AttributeError):
+        if loader.batch_size is not None:
+            samples = len(loader.sampler)
+            if loader.drop_last:
+                samples = batches * loader.batch_size
+    if samples is None:
+        samples = batches * (loader.batch_size or 1)
+    return batches, samples
 
 
 # ---------------------------------------------------------------- sampling memory and shm
@@ -422,9 +505,10 @@ def batch_len(batch: Any, auto_batched: bool, fallback: int) -> int:
 
 
 class _Plan:
-    """When to stop measuring: a fixed steady duration, or enough depths and seconds."""
+    """When to stop measuring: whole epochs (with workers, when the loader has a length), else
+    a fixed steady duration or enough pipeline depths and seconds."""
 
-    def __init__(self, req: dict[str, Any], setting: Setting):
+    def __init__(self, req: dict[str, Any], setting: Setting, *, epochs: bool = False):
         self.duration = req.get("duration_s")
         self.min_s = float(req.get("min_s", 2.0))
         self.max_s = float(req.get("max_s", 6.0))
@@ -432,8 +516,30 @@ class _Plan:
         self.depth = setting.depth
         self.workers = setting.num_workers
         self.target = target_batches(self.depth, self.workers)
+        self.epochs = epochs
+        self.min_epochs = int(req.get("min_epochs", 3))
 
-    def done(self, steady_batches: int, steady_s: float, since_first_s: float) -> bool:
+    def done(
+        self,
+        steady_batches: int,
+        steady_s: float,
+        since_first_s: float,
+        *,
+        now: float = 0.0,
+        epochs: int | None = None,
+    ) -> bool:
+        """``epochs`` (whole epochs so far) is given only at an epoch's end."""
+        if self.epochs:
+            cap = self.max_total if self.duration is None else max(3 * self.duration, 15.0)
+            if now >= cap:
+                return True
+            if epochs is None:
+                return False
+            if self.duration is not None:
+                return epochs >= MIN_EPOCHS and now >= float(self.duration)
+            if epochs >= self.min_epochs and now >= self.min_s:
+                return True
+            return epochs >= MIN_EPOCHS and now >= self.max_s
         if self.duration is not None:
             d = float(self.duration)
             return steady_s >= d or since_first_s >= max(3 * d, d + 5)
@@ -476,9 +582,16 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
 
         install_fetch_tags()
         loader = build_loader(obj, setting, request.get("shard"))
+        # Rank by whole epochs as training runs them; a huge dataset gets bounded epochs.
+        real_batches, real_samples = _real_epoch(loader)
+        capped = False
+        if setting.num_workers and real_batches and real_batches > epoch_cap(setting):
+            with contextlib.suppress(Exception):
+                loader = build_loader(obj, setting, request.get("shard"), epoch_cap(setting))
+                capped = True
     auto_batched = loader.batch_size is not None or loader.batch_sampler is not None
     fallback = loader.batch_size or 1
-    plan = _Plan(request, setting)
+    plan = _Plan(request, setting, epochs=bool(setting.num_workers and real_batches))
     gpu = None
     if request.get("gpu"):
         from dlcheck.cuda import get_cuda
@@ -506,6 +619,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
             times: list[float] = []
             sizes: list[int] = []
             complete = False
+            ended = None
             iterator = iter(loader)
             try:
                 while True:
@@ -513,6 +627,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         batch = next(iterator)
                     except StopIteration:
                         complete = True
+                        ended = time.perf_counter() - t0
                         break
                     now = time.perf_counter() - t0
                     if gpu is not None:
@@ -541,11 +656,13 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                                 "steady_s": done_s + s,
                             }
                         )
-                    if plan.done(done_batches + n, done_s + s, now - first_at):
+                    if plan.done(done_batches + n, done_s + s, now - first_at, now=now):
                         stop = True
                         break
             finally:
-                epochs.append(EpochTrace(started, tuple(times), tuple(sizes), complete))
+                epochs.append(
+                    EpochTrace(started, tuple(times), tuple(sizes), complete, ended, capped)
+                )
             if not times and not epochs[:-1]:
                 raise _Empty()
             if not times:
@@ -559,7 +676,8 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                 # A short epoch: go round again (a new epoch; workers restart unless persistent).
                 now = time.perf_counter() - t0
                 send({"phase": "epoch", "epoch": len(epochs)})
-                if plan.done(done_batches, done_s, now - first_at):
+                whole = sum(1 for e in epochs if e.complete)
+                if plan.done(done_batches, done_s, now - first_at, now=now, epochs=whole):
                     stop = True
     except _Empty:
         error = {
@@ -596,9 +714,12 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                 "times_s": [round(t, 6) for t in e.times_s],
                 "samples": list(e.samples),
                 "complete": e.complete,
+                "ended_s": None if e.ended_s is None else round(e.ended_s, 6),
+                "capped": e.capped,
             }
             for e in epochs
         ],
+        "real_epoch_samples": real_samples,
         "peak_uss_bytes": peaks.uss or None,
         "peak_pss_bytes": peaks.pss or None,
         "peak_shm_bytes": peaks.shm,

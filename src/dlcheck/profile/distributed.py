@@ -126,7 +126,8 @@ def result_record(result: SettingResult) -> dict[str, Any]:
 
 def result_from_record(d: Mapping[str, Any]) -> SettingResult:
     """Inverse of :func:`result_record`."""
-    from dlcheck.profile.records import EpochTrace, GpuFigures, Setting, SettingResult, Steady
+    from dlcheck.profile.records import GpuFigures, Setting, SettingResult, Steady
+    from dlcheck.profile.sweep import epoch_from_dict
 
     st = d.get("stats")
     stats = None
@@ -136,15 +137,7 @@ def result_from_record(d: Mapping[str, Any]) -> SettingResult:
             st["spread"] = tuple(st["spread"])
         stats = Steady(**{k: v for k, v in st.items() if k in Steady.__dataclass_fields__})
     gpu = d.get("gpu")
-    epochs = [
-        EpochTrace(
-            float(e["started_s"]),
-            tuple(float(t) for t in e["times_s"]),
-            tuple(int(n) for n in e["samples"]),
-            bool(e["complete"]),
-        )
-        for e in d.get("epochs") or []
-    ]
+    epochs = [epoch_from_dict(e) for e in d.get("epochs") or []]
     skip = {"setting", "stats", "gpu", "epochs"}
     rest = {k: v for k, v in d.items() if k in SettingResult.__dataclass_fields__ and k not in skip}
     return SettingResult(

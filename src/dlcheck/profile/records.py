@@ -76,6 +76,9 @@ class EpochTrace:
     times_s: tuple[float, ...]
     samples: tuple[int, ...]
     complete: bool  # reached the end of the epoch (StopIteration)
+    # when StopIteration came (non-persistent workers are shut down before it); None: not known
+    ended_s: float | None = None
+    capped: bool = False  # a bounded "epoch" of a larger dataset (see stats.training_rate)
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,16 @@ class Steady:
     spans_depths: float | None = None  # steady batches / pipeline depth
     first_batch_s: float | None = None
     epoch_restart_s: float | None = None
-    # "steady": windows after the pipeline drained; "epoch": whole short epochs, start-up included
+    # "steady": windows after the pipeline drained; "epoch": whole short epochs, start-up included;
+    # "epochs": samples over wall time across whole epochs, as training gets them (the ranking
+    # figure); "epochs-extrapolated": per-epoch overhead measured on bounded epochs of a large
+    # dataset, spread over its real epoch length
     basis: str = "steady"
+    steady_samples_per_s: float | None = None  # the steady-state rate, beside the ranking figure
+    epochs_timed: int = 0  # whole epochs behind the ranking figure
+    epoch_overhead_s: float | None = None  # per epoch: start-up + drain + shutdown beyond steady
+    real_epoch_samples: int | None = None  # samples in one real epoch (len(loader) batches)
+    reliable: bool = True  # False: too little measured to recommend from (a note says why)
 
 
 @dataclass
@@ -134,6 +145,7 @@ class SettingResult:
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     epochs: list[EpochTrace] = field(default_factory=list)
+    real_epoch_samples: int | None = None  # samples in one real epoch (bounded epochs scale to it)
 
     @property
     def samples_per_s(self) -> float | None:

@@ -75,6 +75,12 @@ def result_dict(r: SettingResult) -> dict[str, Any]:
         "epoch_restart_s": st.epoch_restart_s if st else None,
         "latency_ms": st.latency_ms if st else {},
         "stalls": st.stalls if st else 0,
+        "basis": st.basis if st else None,
+        "steady_samples_per_s": st.steady_samples_per_s if st else None,
+        "epochs_timed": st.epochs_timed if st else 0,
+        "epoch_overhead_s": st.epoch_overhead_s if st else None,
+        "real_epoch_samples": r.real_epoch_samples,
+        "reliable": st.reliable if st else False,
         "peak_uss_bytes": r.peak_uss_bytes,
         "peak_pss_bytes": r.peak_pss_bytes,
         "peak_shm_bytes": r.peak_shm_bytes,
@@ -88,6 +94,8 @@ def result_dict(r: SettingResult) -> dict[str, Any]:
                     "times_s": list(e.times_s),
                     "samples": list(e.samples),
                     "complete": e.complete,
+                    "ended_s": e.ended_s,
+                    "capped": e.capped,
                 }
                 for e in r.epochs
             ]

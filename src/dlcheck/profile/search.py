@@ -12,10 +12,18 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from dlcheck.profile.records import Recommendation, Setting, SettingResult
-from dlcheck.profile.stats import is_significant, is_uncertain, median, steady_stats
+from dlcheck.profile.stats import (
+    between_run_noise,
+    interval,
+    intervals_overlap,
+    is_significant,
+    is_uncertain,
+    median,
+    training_rate,
+)
 
 #: Doubling sequence of the adaptive worker search.
 MAX_WORKERS = 64
@@ -25,6 +33,9 @@ PATIENCE = 2
 FAR_BELOW = 0.7
 #: Repeat runs spent on close calls, at most, per batch size.
 MAX_REPEATS = 4
+#: After the search, settings this close to the best are contenders (repeated, interleaved).
+CONTENDER_GAP = 0.25
+MAX_CONTENDERS = 3
 #: Relative run-to-run noise assumed at least (the windows of one run cannot see it).
 BETWEEN_RUNS = 0.015
 
@@ -38,36 +49,58 @@ class Estimate:
     samples_per_s: float | None
     rel_noise: float | None
     peak_uss_bytes: int | None
+    reliable: bool = True  # False: too little measured to recommend from
 
     @property
     def ok(self) -> bool:
         return self.samples_per_s is not None
 
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """About 95 % of where the setting's figure lies (between-run noise included)."""
+        return interval(self.samples_per_s, self.rel_noise) if self.samples_per_s else None
+
 
 def estimates(results: list[SettingResult]) -> dict[tuple[object, ...], Estimate]:
-    """Pool repeated measurements of the same setting (their windows are combined)."""
+    """Pool repeated measurements of the same setting (their epochs/windows are combined).
+
+    Each setting's noise is at least the between-run noise measured from the settings run
+    more than once (interleaved repeats of the contenders), over the square root of its runs;
+    before any repeat, BETWEEN_RUNS stands in for it.
+    """
     groups: dict[tuple[object, ...], list[SettingResult]] = {}
     for r in results:
         groups.setdefault(r.setting.key(), []).append(r)
+    between = between_run_noise(
+        [[r.samples_per_s or 0.0 for r in rs if r.ok] for rs in groups.values()]
+    )
     out = {}
     for key, rs in groups.items():
         good = [r for r in rs if r.ok and r.stats and r.stats.samples_per_s]
         rate = noise = None
+        reliable = any(r.stats.reliable for r in good)  # type: ignore[union-attr]
         if len(good) == 1:
             rate, noise = good[0].stats.samples_per_s, good[0].stats.rel_noise  # type: ignore[union-attr]
         elif good:
             s = rs[0].setting
-            pooled = steady_stats([e for r in good for e in r.epochs], s.depth, s.num_workers)
+            pooled = training_rate(
+                [e for r in good for e in r.epochs],
+                s.depth,
+                s.num_workers,
+                good[0].real_epoch_samples,
+            )
             rate, noise = pooled.samples_per_s, pooled.rel_noise
+            reliable = reliable or pooled.reliable
             if rate is None:  # no raw traces to pool (or too short): combine the figures
                 rate = median([r.stats.samples_per_s for r in good])  # type: ignore[misc,union-attr]
                 noises = [r.stats.rel_noise for r in good if r.stats.rel_noise is not None]  # type: ignore[union-attr]
                 noise = median(noises) / math.sqrt(len(good)) if noises else None
-        if noise is not None:
-            # Windows of one run miss run-to-run drift (other load, frequency): floor it.
-            noise = max(noise, BETWEEN_RUNS / math.sqrt(len(good)))
+        if rate is not None:
+            # Windows and epochs of one run miss run-to-run drift (other load, frequency).
+            floor = (BETWEEN_RUNS if between is None else between) / math.sqrt(len(good))
+            noise = max(noise or 0.0, floor)
         uss = max((r.peak_uss_bytes or 0 for r in good), default=0) or None
-        out[key] = Estimate(rs[0].setting, tuple(rs), rate, noise, uss)
+        out[key] = Estimate(rs[0].setting, tuple(rs), rate, noise, uss, reliable)
     return out
 
 
@@ -219,55 +252,68 @@ class AdaptivePlanner:
     def _uncertain(
         self, bs: int | None, est: dict[tuple[object, ...], Estimate], results: list[SettingResult]
     ) -> list[tuple[Setting, int]]:
+        """Repeat the contenders in fresh children, interleaved (A B C, A B C), so drift hits
+        them all alike and their spread measures the between-run noise."""
         if self.space.need is not None:
             return []
         pin, _, per = self.primary
-        group = [
-            e
-            for e in est.values()
-            if e.ok
-            and e.setting.batch_size == bs
-            and (e.setting.pin_memory, e.setting.persistent_workers) == (pin, per)
-        ]
-        if len(group) < 2:
+
+        def primary(s: Setting) -> bool:
+            return s.batch_size == bs and (s.pin_memory, s.persistent_workers) == (pin, per)
+
+        # Contenders are fixed by the first runs, so every round repeats the same settings.
+        first = estimates([r for r in results if r.round == 0 and primary(r.setting)])
+        order = contenders([e for e in first.values() if e.ok])
+        if len(order) < 2:
             return []
-        best = max(group, key=lambda e: e.samples_per_s or 0.0)
+        done = _measured(results)
+        for rnd in range(1, self.space.refine_rounds + 1):
+            if rnd > 1 and not self._still_open(bs, est, primary):
+                break
+            for e in order:
+                if (e.setting.key(), rnd) not in done:
+                    return [(e.setting, rnd)]
+        return []
+
+    def _still_open(
+        self, bs: int | None, est: dict[tuple[object, ...], Estimate], primary: Any
+    ) -> bool:
+        group = [e for e in est.values() if e.ok and primary(e.setting)]
         rec = choose(group, bs, None)
         if rec is None:
-            return []
-        rounds = {k: max(r.round for r in e.results) for k, e in est.items()}
-        spent = sum(1 for e in group for r in e.results if r.round)
-        if spent >= MAX_REPEATS:
-            return []
-        # The recommendation and every cheaper setting near the noise boundary of the best.
-        suspects = [
-            e
-            for e in group
-            if e is not best
-            and cost(e) <= cost(rec)
-            and is_uncertain(
-                e.samples_per_s or 0.0, e.rel_noise, best.samples_per_s or 0.0, best.rel_noise
-            )
-        ]
-        # Re-measure in pairs, the best first, so both sides of a close call get the same
-        # number of runs (a suspect is never repeated more often than the best).
-        out = []
-        best_round = rounds[best.setting.key()]
-        suspects.sort(key=lambda e: abs((e.samples_per_s or 0.0) - (best.samples_per_s or 0.0)))
-        for e in suspects[:2]:
-            nxt = rounds[e.setting.key()] + 1
-            if nxt > self.space.refine_rounds:
-                continue
-            if best_round < nxt:
-                out.append((best.setting, best_round + 1))
-                break
-            out.append((e.setting, nxt))
-        return out
+            return False
+        best = max(group, key=lambda e: e.samples_per_s or 0.0)
+        return rec is not best or is_uncertain(
+            rec.samples_per_s or 0.0, rec.rel_noise, best.samples_per_s or 0.0, best.rel_noise
+        )
+
+
+def contenders(group: list[Estimate]) -> list[Estimate]:
+    """The settings worth repeating, cheapest first: the best, and up to MAX_CONTENDERS - 1
+    others within CONTENDER_GAP of it (always the cheapest of those)."""
+    ok = [e for e in group if e.ok and e.samples_per_s]
+    if not ok:
+        return []
+    best = max(ok, key=lambda e: e.samples_per_s or 0.0)
+    near = [
+        e
+        for e in ok
+        if e is not best
+        and (e.samples_per_s or 0.0) >= (1 - CONTENDER_GAP) * (best.samples_per_s or 0.0)
+    ]
+    near.sort(key=lambda e: -(e.samples_per_s or 0.0))
+    picked = near[: MAX_CONTENDERS - 1]
+    cheapest = min(near, key=cost) if near else None
+    if cheapest is not None and cheapest not in picked:
+        picked[-1] = cheapest
+    return sorted([best, *picked], key=cost)
 
 
 def choose(group: list[Estimate], bs: int | None, need: float | None) -> Estimate | None:
     """The cheapest setting within noise of the best at this batch size (or meeting ``need``)."""
     ok = [e for e in group if e.ok and e.setting.batch_size == bs]
+    # Never recommend from a figure marked unreliable, while a reliable one exists.
+    ok = [e for e in ok if e.reliable] or ok
     if not ok:
         return None
     best = max(ok, key=lambda e: e.samples_per_s or 0.0)
@@ -276,7 +322,7 @@ def choose(group: list[Estimate], bs: int | None, need: float | None) -> Estimat
         return min(meeting, key=cost) if meeting else best
     b = best.samples_per_s or 0.0
     close = [
-        e for e in ok if not is_significant(e.samples_per_s or 0.0, e.rel_noise, b, best.rel_noise)
+        e for e in ok if intervals_overlap(e.samples_per_s or 0.0, e.rel_noise, b, best.rel_noise)
     ]
     return min(close, key=cost)
 

@@ -196,3 +196,135 @@ def is_uncertain(
     b = UNKNOWN_NOISE if noise_b is None else noise_b
     sigma = math.hypot(a, b)
     return sigma > NOISE_FLOOR / 2 and abs(gap - tolerance(noise_a, noise_b)) < 2 * sigma
+
+
+# ---------------------------------------------------------------- what training gets
+
+#: Whole epochs a training-rate figure needs before it may rank settings.
+MIN_EPOCHS = 2
+
+
+def _rel_se(rates: Sequence[float], centre: float) -> float | None:
+    """Relative standard error of a figure from per-epoch rates (robust from 3 on)."""
+    if len(rates) < 2 or centre <= 0:
+        return None
+    if len(rates) == 2:
+        return abs(rates[0] - rates[1]) / 2 / centre
+    return _MAD_TO_SD * mad(rates) / centre / math.sqrt(len(rates))
+
+
+def training_rate(
+    epochs: Sequence[EpochTrace],
+    depth: int,
+    num_workers: int,
+    real_epoch_samples: int | None = None,
+) -> Steady:
+    """The ranking figure: samples over wall time across whole epochs (worker start-up,
+    steady state, end-of-epoch drain and shutdown included), the steady rate beside it.
+
+    A capped epoch (a bounded number of batches of a large dataset) has its overhead (wall
+    time beyond what its samples take at the steady rate) spread over the real epoch length:
+    ``real / (overhead + real / steady)``. Without workers there is nothing to restart and the
+    steady rate is the figure. A figure from fewer than MIN_EPOCHS whole epochs (or a steady
+    window of under 3 pipeline depths) is marked unreliable.
+    """
+    steady = steady_stats(epochs, depth, num_workers)
+    done = [e for e in epochs if e.complete and e.times_s and e.ended_s is not None]
+    if num_workers == 0 or not done:
+        ok = num_workers == 0 or steady.basis == "epoch" or (steady.spans_depths or 0) >= 3
+        return _replace(steady, steady_samples_per_s=steady.samples_per_s, reliable=ok)
+    walls = [float(e.ended_s) - e.started_s for e in done]  # type: ignore[arg-type]
+    counts = [sum(e.samples) for e in done]
+    batches = sum(len(e.times_s) for e in done)
+    capped = any(e.capped for e in done) and real_epoch_samples
+    basis = "epochs"
+    overhead = None
+    if capped:
+        runs = [steady_intervals(e, depth, num_workers) for e in done]
+        flat = [x for r in runs for x in r]
+        dt = sum(d for d, _ in flat)
+        if not flat or dt <= 0:
+            return _replace(steady, steady_samples_per_s=steady.samples_per_s, reliable=False)
+        r_s = sum(n for _, n in flat) / dt
+        real = float(real_epoch_samples)  # type: ignore[arg-type]
+        overheads = [max(0.0, w - n / r_s) for w, n in zip(walls, counts, strict=True)]
+        overhead = sum(overheads) / len(overheads)
+        rates = [real / (o + real / r_s) for o in overheads]
+        rate = real / (overhead + real / r_s)
+        basis = "epochs-extrapolated"
+    else:
+        rates = [n / w for n, w in zip(counts, walls, strict=True) if w > 0]
+        total_wall = sum(walls)
+        rate = sum(counts) / total_wall if total_wall > 0 else 0.0
+        if steady.samples_per_s and steady.samples_per_s > 0:
+            overhead = max(0.0, total_wall - sum(counts) / steady.samples_per_s) / len(done)
+    if rate <= 0:
+        return _replace(steady, steady_samples_per_s=steady.samples_per_s, reliable=False)
+    mean_batch = sum(counts) / batches if batches else None
+    return _replace(
+        steady,
+        samples_per_s=rate,
+        batches_per_s=rate / mean_batch if mean_batch else None,
+        rel_noise=_rel_se(rates, rate),
+        spread=(min(rates), max(rates)) if rates else None,
+        windows=len(rates),
+        basis=basis,
+        steady_samples_per_s=steady.samples_per_s,
+        epochs_timed=len(done),
+        epoch_overhead_s=overhead,
+        real_epoch_samples=int(real_epoch_samples) if capped else round(sum(counts) / len(done)),
+        reliable=len(done) >= MIN_EPOCHS,
+    )
+
+
+def _replace(st: Steady, **changes: object) -> Steady:
+    from dataclasses import replace
+
+    return replace(st, **changes)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- between-run noise
+
+#: Half-width of an interval, in standard errors (about 95 %).
+INTERVAL_Z = 1.96
+#: Never treat a setting more than this much slower as "as good as the best", however wide
+#: the intervals (the recommendation stays within 10 % of the best measured figure).
+OVERLAP_CAP = 0.10
+
+
+def between_run_noise(runs: Sequence[Sequence[float]]) -> float | None:
+    """Relative standard deviation of one run's figure, pooled over settings run more than once.
+
+    ``runs``: per setting, the figures of its separate runs (fresh children, interleaved).
+    """
+    ss, dof = 0.0, 0
+    for rates in runs:
+        rates = [r for r in rates if r and r > 0]
+        if len(rates) < 2:
+            continue
+        m = sum(rates) / len(rates)
+        ss += sum((r / m - 1) ** 2 for r in rates)
+        dof += len(rates) - 1
+    return math.sqrt(ss / dof) if dof else None
+
+
+def interval(rate: float, rel_noise: float | None) -> tuple[float, float]:
+    """The rate's interval (± INTERVAL_Z standard errors; UNKNOWN_NOISE when not measured)."""
+    n = UNKNOWN_NOISE if rel_noise is None else rel_noise
+    return rate * (1 - INTERVAL_Z * n), rate * (1 + INTERVAL_Z * n)
+
+
+def intervals_overlap(
+    rate_a: float, noise_a: float | None, rate_b: float, noise_b: float | None
+) -> bool:
+    """True when the two rates' intervals overlap (and they differ by at most OVERLAP_CAP)."""
+    hi = max(rate_a, rate_b)
+    if hi <= 0:
+        return True
+    if abs(rate_a - rate_b) / hi <= NOISE_FLOOR:
+        return True
+    if abs(rate_a - rate_b) / hi > OVERLAP_CAP:
+        return False
+    lo_a, hi_a = interval(rate_a, noise_a)
+    lo_b, hi_b = interval(rate_b, noise_b)
+    return lo_a <= hi_b and lo_b <= hi_a

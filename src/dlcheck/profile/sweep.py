@@ -17,7 +17,7 @@ from typing import Any
 
 from dlcheck.profile.records import EpochTrace, GpuFigures, Setting, SettingResult
 from dlcheck.profile.search import Planner
-from dlcheck.profile.stats import steady_stats
+from dlcheck.profile.stats import training_rate
 
 MeasureFn = Callable[[Setting, int, "tuple[int, int] | None"], SettingResult]
 
@@ -71,23 +71,40 @@ def run_sweep(
 # ---------------------------------------------------------------- one setting in a child
 
 
+def epoch_from_dict(e: dict[str, Any]) -> EpochTrace:
+    """An EpochTrace from its JSON form (``ended_s``/``capped`` absent in older documents)."""
+    ended = e.get("ended_s")
+    return EpochTrace(
+        float(e["started_s"]),
+        tuple(float(t) for t in e["times_s"]),
+        tuple(int(n) for n in e["samples"]),
+        bool(e["complete"]),
+        None if ended is None else float(ended),
+        bool(e.get("capped", False)),
+    )
+
+
 def result_from_value(
     setting: Setting, value: dict[str, Any], *, wall_s: float, baseline: bool
 ) -> SettingResult:
     """Build the typed record (with derived statistics) from what the child returned."""
-    epochs = [
-        EpochTrace(
-            float(e["started_s"]),
-            tuple(float(t) for t in e["times_s"]),
-            tuple(int(n) for n in e["samples"]),
-            bool(e["complete"]),
-        )
-        for e in value.get("epochs", [])
-    ]
-    stats = steady_stats(epochs, setting.depth, setting.num_workers) if epochs else None
+    epochs = [epoch_from_dict(e) for e in value.get("epochs", [])]
+    real = value.get("real_epoch_samples")
+    stats = training_rate(epochs, setting.depth, setting.num_workers, real) if epochs else None
     err = value.get("error")
     notes = list(value.get("notes", []))
-    if stats is not None and stats.basis == "epoch" and stats.samples_per_s and not err:
+    if stats is not None and stats.basis.startswith("epochs") and not err:
+        if stats.basis == "epochs-extrapolated":
+            notes.append(
+                f"epochs bounded at {len(epochs[0].times_s)} batches of {real:,} samples: the "
+                f"per-epoch overhead ({stats.epoch_overhead_s or 0:.2f} s) is spread over the "
+                "real epoch"
+            )
+        if not stats.reliable:
+            notes.append(
+                f"only {stats.epochs_timed} whole epoch(s) measured: too few to recommend from"
+            )
+    elif stats is not None and stats.basis == "epoch" and stats.samples_per_s and not err:
         notes.append(
             f"epochs ({len(epochs[0].times_s)} batches) are shorter than the pipeline "
             f"({setting.depth or 1} batches in flight): rate per whole epoch, start-up included"
@@ -114,6 +131,7 @@ def result_from_value(
         setting=setting,
         ok=ok,
         baseline=baseline,
+        real_epoch_samples=real,
         error_kind=err.get("kind") if err else None,
         error=err.get("message") if err else None,
         hint=err.get("hint") if err else None,
