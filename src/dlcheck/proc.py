@@ -17,7 +17,6 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ class ChildOutcome:
     stalled: bool = False
     interrupted: bool = False
     duration_s: float = 0.0
-    stderr_tail: str = ""
+    stderr_tail: str = ""  # the child's last output (stdout and stderr), about 8 KB
 
     @property
     def message(self) -> str:
@@ -206,6 +205,7 @@ def run_child(
     obj: Any = None,
     env: dict[str, str] | None = None,
     stderr_passthrough: bool = False,
+    on_output: Callable[[str], None] | None = None,
 ) -> ChildOutcome:
     """Run ``func`` ("package.module:function") in a child and collect its messages.
 
@@ -215,17 +215,22 @@ def run_child(
     ``request["_object"]``; otherwise the child is a fresh interpreter and ``request`` must be
     JSON-serialisable. ``timeout`` bounds the whole run, ``stall_timeout`` the gap between
     messages. KeyboardInterrupt kills the child's whole group before it propagates.
+
+    The child's output (its stdout and stderr, the user's prints and warnings, workers'
+    included) goes to our stderr as is with ``stderr_passthrough``; otherwise it is read
+    through a pipe, kept as ``stderr_tail`` and handed line by line to ``on_output``.
     """
     shm_before = shm_entries()
     started = time.monotonic()
     wall_start = time.time()
     read_fd, write_fd = os.pipe()
-    err_file = None if stderr_passthrough else tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in _finish
+    out_r, out_w = (-1, -1) if stderr_passthrough else os.pipe()
+    captured = _Captured(on_output)
     pid: int
     popen: subprocess.Popen[bytes] | None = None
     try:
         if obj is not None:
-            pid = _fork_child(func, request, obj, read_fd, write_fd, err_file)
+            pid = _fork_child(func, request, obj, read_fd, write_fd, out_w, out_r)
         else:
             child_env = dict(os.environ if env is None else env)
             child_env[RESULT_FD_ENV] = str(write_fd)
@@ -238,8 +243,8 @@ def run_child(
             popen = subprocess.Popen(
                 [sys.executable, "-m", "dlcheck._child", func],
                 stdin=subprocess.PIPE,
-                stdout=err_file if err_file is not None else sys.stderr.fileno(),
-                stderr=err_file if err_file is not None else sys.stderr.fileno(),
+                stdout=out_w if out_w >= 0 else sys.stderr.fileno(),
+                stderr=out_w if out_w >= 0 else sys.stderr.fileno(),
                 pass_fds=(write_fd,),
                 start_new_session=True,
                 env=child_env,
@@ -247,10 +252,13 @@ def run_child(
             )
             pid = popen.pid
     except BaseException:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, out_r, out_w):
+            if fd >= 0:
+                os.close(fd)
         raise
     os.close(write_fd)
+    if out_w >= 0:
+        os.close(out_w)
     if popen is not None:
         assert popen.stdin is not None
         with contextlib.suppress(BrokenPipeError):
@@ -277,12 +285,15 @@ def run_child(
             if stall_timeout is not None and now - last_msg >= stall_timeout:
                 outcome.stalled = outcome.timed_out = True
                 break
-            ready, _, _ = select.select([read_fd], [], [], wait)
+            watched = [read_fd] + ([out_r] if out_r >= 0 and not captured.closed else [])
+            ready, _, _ = select.select(watched, [], [], wait)
             if now - last_scan > 0.5:  # remember workers so escapees can be killed too
                 last_scan = now
                 with contextlib.suppress(psutil.Error):
                     known_pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
-            if not ready:
+            if out_r in ready:
+                captured.read(out_r)
+            if read_fd not in ready:
                 continue
             chunk = os.read(read_fd, 1 << 16)
             if not chunk:
@@ -310,20 +321,77 @@ def run_child(
     except KeyboardInterrupt:
         outcome.interrupted = True
         kill_tree(pid, known_pids, grace_s=0.3)
-        _finish(outcome, pid, popen, err_file, shm_before, known_pids, wall_start, started)
+        _finish(outcome, pid, popen, out_r, captured, shm_before, known_pids, wall_start, started)
         os.close(read_fd)
         raise
     kill_tree(pid, known_pids, grace_s=0.5 if not outcome.ok else 1.0)
     os.close(read_fd)
-    _finish(outcome, pid, popen, err_file, shm_before, known_pids, wall_start, started)
+    _finish(outcome, pid, popen, out_r, captured, shm_before, known_pids, wall_start, started)
     return outcome
+
+
+class _Captured:
+    """The child's output read from a pipe: a bounded tail plus complete lines to a callback."""
+
+    TAIL_BYTES = 8192
+
+    def __init__(self, on_line: Callable[[str], None] | None):
+        self._on_line = on_line
+        self._tail = b""
+        self._partial = b""
+        self.closed = False
+
+    def read(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.closed = True
+            self.flush()
+            return
+        self._tail = (self._tail + chunk)[-self.TAIL_BYTES :]
+        if self._on_line is None:
+            return
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        if len(self._partial) > self.TAIL_BYTES:  # a huge line without newline: pass it on
+            lines.append(self._partial)
+            self._partial = b""
+        for line in lines:
+            self._emit(line)
+
+    def flush(self) -> None:
+        if self._partial and self._on_line is not None:
+            self._emit(self._partial)
+        self._partial = b""
+
+    def _emit(self, line: bytes) -> None:
+        assert self._on_line is not None
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        if text.strip():
+            self._on_line(text)
+
+    def drain(self, fd: int) -> None:
+        """Read what is left without blocking (an escaped process may hold the pipe open)."""
+        os.set_blocking(fd, False)
+        while not self.closed:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                break
+            self.read(fd)
+        self.flush()
+
+    @property
+    def tail(self) -> str:
+        return self._tail.decode("utf-8", "replace")
 
 
 def _finish(
     outcome: ChildOutcome,
     pid: int,
     popen: subprocess.Popen[bytes] | None,
-    err_file: Any,
+    out_r: int,
+    captured: _Captured,
     shm_before: set[str],
     known_pids: set[int],
     wall_start: float,
@@ -340,13 +408,10 @@ def _finish(
     outcome.returncode = rc
     if not outcome.ok:
         outcome.signal = signal_name(rc) if not outcome.timed_out else None
-    if err_file is not None:
-        with contextlib.suppress(OSError, ValueError):
-            err_file.seek(0, os.SEEK_END)
-            size = err_file.tell()
-            err_file.seek(max(0, size - 4000))
-            outcome.stderr_tail = err_file.read().decode("utf-8", "replace")
-            err_file.close()
+    if out_r >= 0:
+        captured.drain(out_r)
+        os.close(out_r)
+        outcome.stderr_tail = captured.tail
     cleanup_shm(shm_before, known_pids, wall_start)
     outcome.duration_s = time.monotonic() - started
 
@@ -363,7 +428,13 @@ def _reap(pid: int) -> int | None:
 
 
 def _fork_child(
-    func: str, request: dict[str, Any], obj: Any, read_fd: int, write_fd: int, err_file: Any
+    func: str,
+    request: dict[str, Any],
+    obj: Any,
+    read_fd: int,
+    write_fd: int,
+    out_w: int,
+    out_r: int,
 ) -> int:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -377,9 +448,14 @@ def _fork_child(
         os.setsid()
         _set_parent_death_signal()
         os.close(read_fd)
-        if err_file is not None:
-            os.dup2(err_file.fileno(), 2)
+        if out_w >= 0:
+            os.close(out_r)
+            os.dup2(out_w, 2)
+            os.close(out_w)
         os.dup2(2, 1)
+        # The parent's sys.stdout/stderr may be wrappers (a notebook, pytest, Rich): print and
+        # warnings in the child must reach fd 2 like in a fresh interpreter.
+        sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         from dlcheck import _child
 
         req = dict(request)
