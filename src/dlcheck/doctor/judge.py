@@ -536,6 +536,23 @@ def judge_shared_rng(f: Facts) -> list[Finding]:
             if same:
                 repeats.append(f"worker {same[0]} repeated its draw in the next epoch")
                 text.append("epoch 2 repeated epoch 1's draws")
+    if repeats and f.get("iterable") and not attrs:
+        # Every worker (and epoch) restarts the same stream from the same state: a stream
+        # that continues where it stopped (a queue, a cursor) looks random in one process,
+        # yet holds no RNG. That is an unsharded stream, which `duplicates` judges.
+        return [
+            _finding(
+                "shared_rng",
+                Status.INFO,
+                f"Workers restart the same stream ({'; '.join(repeats)}), and the dataset holds "
+                "no RNG object: the stream is not sharded rather than its RNG shared (see "
+                "`duplicates`).",
+                evidence=evidence,
+                evidence_text=text,
+                fix="Shard the stream per worker with torch.utils.data.get_worker_info() (see "
+                "`duplicates`).",
+            )
+        ]
     if repeats:
         culprit = f" The RNG is held by the dataset: {names}." if attrs else ""
         return [
