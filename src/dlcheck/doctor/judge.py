@@ -78,13 +78,50 @@ def judge_failure(probe: str, failure: Facts, timeout: float) -> Finding:
         "exited unexpectedly" in message or "killed by signal" in message
     ):
         return _loader_error_finding(probe, message, "the probe ran")
+    if failure.get("origin") == "user":
+        # The dataset's own exception, raised where the probe did not expect one.
+        where = failure.get("where")
+        return _finding(
+            probe,
+            Status.FAIL,
+            f"The dataset raised while the probe ran: {message}",
+            evidence={**evidence, "loader_error": message, "cause": "dataset_exception"},
+            evidence_text=[f"raised in {where}"] if where else [],
+            fix="Fix the exception (-v shows the traceback; `corrupt_samples` lists the "
+            "indices that fail).",
+        )
+    return internal_error(
+        probe,
+        message or "the probe process failed without a message",
+        where=failure.get("where"),
+        traceback=failure.get("detail"),
+        evidence=evidence,
+    )
+
+
+INTERNAL_FIX = (
+    "This is a dlcheck bug: please report it (https://github.com/dlcheck/dlcheck/issues); "
+    "run with -v for the traceback."
+)
+
+
+def internal_error(
+    probe: str,
+    exception: str,
+    *,
+    where: str | None = None,
+    traceback: str | None = None,
+    evidence: Facts | None = None,
+) -> Finding:
+    """A probe that crashed inside dlcheck: status error, labelled as dlcheck's own bug."""
     return _finding(
         probe,
         Status.ERROR,
-        f"The probe itself crashed: {message}",
-        evidence=evidence,
-        evidence_text=[line for line in (failure.get("detail") or "").splitlines()[-6:] if line],
-        fix="This may be a dlcheck bug; run with -v and report it with the traceback.",
+        f"dlcheck's own error, not a finding about your data: {exception}",
+        evidence=dict(evidence or {}),
+        evidence_text=[f"raised in {where}"] if where else [],
+        fix=INTERNAL_FIX,
+        error={"kind": INTERNAL, "exception": exception, "where": where, "traceback": traceback},
     )
 
 

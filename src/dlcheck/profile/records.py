@@ -134,6 +134,7 @@ class SettingResult:
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     epochs: list[EpochTrace] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)  # the user's prints/warnings, deduplicated
 
     @property
     def samples_per_s(self) -> float | None:
