@@ -28,7 +28,7 @@ def test_stall_kills_the_group() -> None:
     t0 = time.monotonic()
     out = run_child("_child_funcs:hang", {}, stall_timeout=1.5, env=ENV)
     assert not out.ok and out.stalled
-    assert time.monotonic() - t0 < 6
+    assert time.monotonic() - t0 < 60  # the child sleeps 600 s: killed at the stall, not then
 
 
 def test_killed_child_reports_signal() -> None:
