@@ -20,7 +20,6 @@ from typing import Any
 
 from dlcheck.errors import DlcheckError
 
-
 INTERNAL_HINT = (
     "This is a dlcheck bug, not a problem with your data: please report it "
     "(https://github.com/dlcheck/dlcheck/issues); run with -v for the traceback."
@@ -48,7 +47,7 @@ _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fun
 
 
 def _frame_kind(path: str) -> str:
-    """"dlcheck", "torch", "stdlib" or "user" (the user's code and the libraries it calls)."""
+    """ "dlcheck", "torch", "stdlib" or "user" (the user's code and the libraries it calls)."""
     import sysconfig
 
     import dlcheck

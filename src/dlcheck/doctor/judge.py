@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from dlcheck.doctor.records import PROBES_BY_ID, Finding
+from dlcheck.doctor.records import INTERNAL, PROBES_BY_ID, Finding
 from dlcheck.records import Status
 
 SCREEN_CAP = 10  # bad indices listed on screen; JSON has all of them
@@ -37,7 +37,8 @@ def _finding(probe: str, status: Status, message: str, **kw: Any) -> Finding:
 
 def _capped(items: Sequence[Any], cap: int = SCREEN_CAP) -> str:
     shown = ", ".join(str(x) for x in items[:cap])
-    return shown + (f", … ({len(items) - cap} more)" if len(items) > cap else "")
+    # "and N more", not "…": an ellipsis on screen reads as text cut off by the terminal.
+    return shown + (f" and {len(items) - cap} more" if len(items) > cap else "")
 
 
 # ---------------------------------------------------------------- failures of the probe itself
@@ -874,7 +875,7 @@ def judge_corrupt_samples(f: Facts) -> list[Finding]:
         else:
             text.append(f"{word} {b['index']}: {'; '.join(b['problems'][:3])}")
     if len(bad) > SCREEN_CAP:
-        text.append(f"… {len(bad) - SCREEN_CAP} more (all of them in --json)")
+        text.append(f"and {len(bad) - SCREEN_CAP} more (all of them in --json)")
     if f.get("loader_error"):
         stopped = f.get("stopped_at")
         evidence["loader_error"] = f["loader_error"]
@@ -951,7 +952,7 @@ def judge_sample_contract(f: Facts) -> list[Finding]:
                 probe,
                 Status.FAIL,
                 f"__getitem__({first_bad}) raises IndexError but __len__ is {length}: indices "
-                f"{first_bad}…{length - 1 if length else '?'} cannot be read.",
+                f"{first_bad} to {length - 1 if length else '?'} cannot be read.",
                 evidence=evidence,
                 evidence_text=[f"IndexError at indices: {_capped(f.get('index_errors', []))}"],
                 fix="Make __len__ return the number of readable samples (e.g. len of the same "
@@ -1249,7 +1250,7 @@ def judge_resources(f: Facts) -> list[Finding]:
                 evidence_text=text,
                 fix=f"Use num_workers ≤ {max(1, cpus // local - 1)} per rank ({cpus} CPUs / "
                 f"{local} ranks, one left for each training process), or measure with "
-                "`torchrun … -m dlcheck profile`.",
+                "`torchrun ... -m dlcheck profile`.",
             )
         )
     elif cpus and workers > cpus:
