@@ -135,7 +135,7 @@ def console(*, stderr: bool = False, width: int | None = None, file: IO[str] | N
 
     target = file if file is not None else (sys.stderr if stderr else sys.stdout)
     return Console(
-        file=_ScrubbingFile(target),
+        file=_ScrubbingFile(target),  # type: ignore[arg-type]  # a TextIOBase, not typing.IO
         width=width,
         stderr=stderr,
         force_terminal=target.isatty() if file is None else None,
