@@ -39,3 +39,17 @@ def spawn_grandchildren(request: dict[str, Any], send: Any) -> Any:
 
 def use_object(request: dict[str, Any], send: Any) -> Any:
     return {"len": len(request["_object"])}
+
+
+def chatty(request: dict[str, Any], send: Any) -> Any:
+    import multiprocessing as mp
+    import sys
+    import warnings
+
+    print("line from stdout")
+    print("line from stderr", file=sys.stderr)
+    warnings.warn("a user warning", stacklevel=1)
+    worker = mp.get_context("fork").Process(target=print, args=("line from a worker",))
+    worker.start()
+    worker.join()
+    return {"done": True}

@@ -195,7 +195,8 @@ def test_killed_rank_is_named_and_nothing_hangs(scenarios: dict[str, Future]) ->
     assert runs[1].rc == -signal.SIGKILL
     assert runs[0].rc == 1 and runs[0].stdout == ""
     assert "rank 1 exited during 'results'" in runs[0].stderr
-    assert elapsed(runs[0]) < 30  # its process is seen gone: no waiting for the 60 s timeout
+    # Bounds are loose for a loaded CI machine; the point is not waiting for the 60 s timeout.
+    assert elapsed(runs[0]) < 55  # its process is seen gone
     assert "frame #" not in runs[0].stderr  # no C++ stack trace from c10d
 
 
@@ -203,7 +204,7 @@ def test_missing_rank_is_reported_after_the_timeout(scenarios: dict[str, Future]
     runs = scenarios["missing"].result()
     assert runs[0].rc == 1 and runs[0].stdout == ""
     assert "rank 1 of 2 did not reach 'start' within 5 s" in runs[0].stderr
-    assert 5 <= elapsed(runs[0]) < 15
+    assert 5 <= elapsed(runs[0]) < 45  # waited for the timeout, then no hang
 
 
 def test_silent_rank_is_reported_after_the_timeout(scenarios: dict[str, Future]) -> None:
@@ -212,7 +213,7 @@ def test_silent_rank_is_reported_after_the_timeout(scenarios: dict[str, Future])
     runs = scenarios["stop"].result()
     assert runs[0].rc == 1
     assert "rank 1 of 2 did not reach 'results' within 4 s" in runs[0].stderr
-    assert 4 <= elapsed(runs[0]) < 15
+    assert 4 <= elapsed(runs[0]) < 45
 
 
 def test_rank_without_rank_0_gives_up(scenarios: dict[str, Future]) -> None:
@@ -220,14 +221,14 @@ def test_rank_without_rank_0_gives_up(scenarios: dict[str, Future]) -> None:
     assert runs[1].rc == 1 and runs[1].stdout == ""
     assert "could not reach rank 0's store at 127.0.0.1" in runs[1].stderr
     assert "frame #" not in runs[1].stderr
-    assert 2 <= elapsed(runs[1]) < 15
+    assert 2 <= elapsed(runs[1]) < 45
 
 
 def test_interrupted_rank_makes_every_rank_exit_130(scenarios: dict[str, Future]) -> None:
     runs = scenarios["interrupt"].result()
     assert [runs[r].rc for r in (0, 1)] == [130, 130]
     assert runs[0].stdout == "" and "rank 1 interrupted" in runs[0].stderr
-    assert elapsed(runs[0]) < 30  # rank 1 said so: no waiting for the 60 s timeout
+    assert elapsed(runs[0]) < 55  # rank 1 said so: no waiting for the 60 s timeout
 
 
 def test_torchrun_standalone_two_ranks(scenarios: dict[str, Future]) -> None:

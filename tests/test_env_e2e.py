@@ -278,7 +278,7 @@ def test_import_timeout_fails_and_leaves_no_child(tmp_path: Path) -> None:
     r = _finish(
         _start(["--timeout", "2", "--check", "torch.import"], _env(PYTHONPATH=str(tmp_path)))
     )
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 90  # not the import's 120 s (loose for a busy machine)
     assert r.returncode == 1
     assert "did not finish within 2 s" in flat(r.stdout)
     pid = int(pidfile.read_text())

@@ -28,7 +28,7 @@ def test_stall_kills_the_group() -> None:
     t0 = time.monotonic()
     out = run_child("_child_funcs:hang", {}, stall_timeout=1.5, env=ENV)
     assert not out.ok and out.stalled
-    assert time.monotonic() - t0 < 6
+    assert time.monotonic() - t0 < 60  # the child sleeps 600 s: killed at the stall, not then
 
 
 def test_killed_child_reports_signal() -> None:
@@ -68,3 +68,23 @@ def test_fork_mode_passes_object() -> None:
     out = run_child("_child_funcs:use_object", {}, obj=[1, 2, 3], timeout=30)
     assert out.ok, out
     assert out.value == {"len": 3}
+
+
+@pytest.mark.parametrize("forked", [False, True])
+def test_user_output_reaches_on_output(forked: bool) -> None:
+    """The user's prints and warnings (workers' too) arrive line by line, in fork and fresh mode."""
+    from _child_funcs import chatty
+
+    lines: list[str] = []
+    if forked:
+        out = run_child("_child_funcs:chatty", {}, timeout=120, obj=chatty, on_output=lines.append)
+    else:
+        out = run_child("_child_funcs:chatty", {}, timeout=120, env=ENV, on_output=lines.append)
+    assert out.ok, out
+    text = "\n".join(lines)
+    expected_lines = ["line from stdout", "line from stderr", "from a worker"]
+    if not forked:  # a fork inherits pytest's in-process warning recorder
+        expected_lines.append("a user warning")
+    for expected in expected_lines:
+        assert expected in text
+        assert expected in out.stderr_tail

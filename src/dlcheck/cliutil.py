@@ -32,11 +32,13 @@ def print_error(exc: DlcheckError, *, verbose: bool = False) -> None:
 
     err = console(stderr=True)
     # escape(): messages quote user text and commands such as `pip install 'dlcheck[plot]'`.
-    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    # soft_wrap: one message is one line (the terminal wraps it), so a log or `grep` keeps
+    # a path or command whole.
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:
-        err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
+        err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
     if verbose and exc.detail:
-        err.print(exc.detail, markup=False, highlight=False)
+        err.print(exc.detail, markup=False, highlight=False, soft_wrap=True)  # as is, unwrapped
 
 
 @contextlib.contextmanager

@@ -102,11 +102,11 @@ def cgroup_cpu_quota(
         return None, 2
     # cgroup v1
     for d in (root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu"):
-        quota = _read(d / "cpu.cfs_quota_us")
-        period = _read(d / "cpu.cfs_period_us")
-        if quota is not None and period:
+        quota_v1 = _read(d / "cpu.cfs_quota_us")
+        period_v1 = _read(d / "cpu.cfs_period_us")
+        if quota_v1 is not None and period_v1:
             with contextlib.suppress(ValueError):
-                q, p = int(quota), int(period)
+                q, p = int(quota_v1), int(period_v1)
                 if q > 0 and p > 0:
                     return q / p, 1
             return None, 1
@@ -172,7 +172,8 @@ def memory_facts(root: Path = CGROUP_ROOT) -> MemoryFacts:
         import psutil
 
         vm = psutil.virtual_memory()
-        total, available = int(vm.total), int(vm.available)
+        total: int | None = int(vm.total)
+        available: int | None = int(vm.available)
     except Exception:
         total = available = None
     return MemoryFacts(total, available, cgroup_memory_limit(root))

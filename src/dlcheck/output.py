@@ -5,6 +5,7 @@ Every path to the user passes through :func:`dlcheck.redact.scrub`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import io
@@ -54,13 +55,54 @@ def emit_json(doc: Any, stream: IO[str] | None = None) -> None:
     out.flush()
 
 
-def write_text_file(path: str | os.PathLike[str], text: str) -> None:
-    """Atomic write so a crash or Ctrl-C never leaves a half-written result file."""
+def check_writable(path: str | os.PathLike[str], option: str) -> None:
+    """Fail before any work when ``option``'s file cannot be written (UsageError, exit 2).
+
+    Writes and removes a temporary file beside it: permissions, a read-only file system and
+    pseudo file systems such as /proc all answer the same way a real write would.
+    """
+    import tempfile
+
+    from dlcheck.errors import UsageError
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    parent = p.parent
+    if p.is_dir():
+        raise UsageError(f"{option} {path}: is a directory.", "Give a file name.")
+    if not parent.is_dir():
+        raise UsageError(
+            f"{option} {path}: the directory {parent} does not exist.",
+            f"Create it first (mkdir -p {parent}) or choose another path.",
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=parent)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({os_error_cause(exc)}).") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def os_error_cause(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def write_text_file(path: str | os.PathLike[str], text: str, option: str = "") -> None:
+    """Atomic write so a crash or Ctrl-C never leaves a half-written result file.
+
+    A path that cannot be written is the user's to fix: UsageError (exit 2), never a traceback.
+    """
+    from dlcheck.errors import UsageError
+
+    p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    tmp.write_text(scrub(text), encoding="utf-8")
-    os.replace(tmp, p)
+    try:
+        tmp.write_text(scrub(text), encoding="utf-8")
+        os.replace(tmp, p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        what = f"{option} {path}" if option else str(path)
+        raise UsageError(f"Cannot write {what}: {os_error_cause(exc)}.") from None
 
 
 class _ScrubbingFile(io.TextIOBase):
@@ -93,7 +135,7 @@ def console(*, stderr: bool = False, width: int | None = None, file: IO[str] | N
 
     target = file if file is not None else (sys.stderr if stderr else sys.stdout)
     return Console(
-        file=_ScrubbingFile(target),
+        file=_ScrubbingFile(target),  # type: ignore[arg-type]  # a TextIOBase, not typing.IO
         width=width,
         stderr=stderr,
         force_terminal=target.isatty() if file is None else None,

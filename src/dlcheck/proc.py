@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ class ChildOutcome:
     stalled: bool = False
     interrupted: bool = False
     duration_s: float = 0.0
-    stderr_tail: str = ""
+    stderr_tail: str = ""  # the child's last output (stdout and stderr), about 8 KB
 
     @property
     def message(self) -> str:
@@ -208,6 +207,7 @@ def run_child(
     obj: Any = None,
     env: dict[str, str] | None = None,
     stderr_passthrough: bool = False,
+    on_output: Callable[[str], None] | None = None,
 ) -> ChildOutcome:
     """Run ``func`` ("package.module:function") in a child and collect its messages.
 
@@ -217,25 +217,33 @@ def run_child(
     ``request["_object"]``; otherwise the child is a fresh interpreter and ``request`` must be
     JSON-serialisable. ``timeout`` bounds the whole run, ``stall_timeout`` the gap between
     messages. KeyboardInterrupt kills the child's whole group before it propagates.
+
+    The child's output (its stdout and stderr, the user's prints and warnings, workers'
+    included) goes to our stderr as is with ``stderr_passthrough``; otherwise it is read
+    through a pipe, kept as ``stderr_tail`` and handed line by line to ``on_output``.
     """
     shm_before = shm_entries()
     started = time.monotonic()
     wall_start = time.time()
     read_fd, write_fd = os.pipe()
-    err_file = None if stderr_passthrough else tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in _finish
+    out_r, out_w = (-1, -1) if stderr_passthrough else os.pipe()
+    captured = _Captured(on_output)
     pid: int
     popen: subprocess.Popen[bytes] | None = None
     try:
         if obj is not None:
-            pid = _fork_child(func, request, obj, read_fd, write_fd, err_file)
+            pid = _fork_child(func, request, obj, read_fd, write_fd, out_w, out_r)
         else:
-            popen = _spawn(func, write_fd, err_file, env)
+            popen = _spawn(func, write_fd, out_w, env)
             pid = popen.pid
     except BaseException:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, out_r, out_w):
+            if fd >= 0:
+                os.close(fd)
         raise
     os.close(write_fd)
+    if out_w >= 0:
+        os.close(out_w)
     if popen is not None:
         assert popen.stdin is not None
         with contextlib.suppress(BrokenPipeError):
@@ -245,8 +253,9 @@ def run_child(
     return _watch(
         pid,
         read_fd,
+        out_r,
+        captured,
         reap=lambda: _wait_popen(popen) if popen is not None else _reap(pid),
-        err_file=err_file,
         shm_before=shm_before,
         wall_start=wall_start,
         started=started,
@@ -259,7 +268,7 @@ def run_child(
 def _spawn(
     func: str,
     write_fd: int,
-    err_file: Any,
+    out_w: int,
     env: dict[str, str] | None,
     extra_fds: tuple[int, ...] = (),
     extra_env: dict[str, str] | None = None,
@@ -277,8 +286,8 @@ def _spawn(
     return subprocess.Popen(
         [sys.executable, "-m", "dlcheck._child", func],
         stdin=subprocess.PIPE,
-        stdout=err_file if err_file is not None else sys.stderr.fileno(),
-        stderr=err_file if err_file is not None else sys.stderr.fileno(),
+        stdout=out_w if out_w >= 0 else sys.stderr.fileno(),
+        stderr=out_w if out_w >= 0 else sys.stderr.fileno(),
         pass_fds=(write_fd, *extra_fds),
         start_new_session=True,
         env=child_env,
@@ -296,9 +305,10 @@ def _wait_popen(popen: subprocess.Popen[bytes]) -> int | None:
 def _watch(
     pid: int,
     read_fd: int,
+    out_r: int,
+    captured: _Captured,
     *,
     reap: Callable[[], int | None],
-    err_file: Any,
     shm_before: set[str],
     wall_start: float,
     started: float,
@@ -333,12 +343,15 @@ def _watch(
             if stall_timeout is not None and now - last_msg >= stall_timeout:
                 outcome.stalled = outcome.timed_out = True
                 break
-            ready, _, _ = select.select([read_fd], [], [], wait)
+            watched = [read_fd] + ([out_r] if out_r >= 0 and not captured.closed else [])
+            ready, _, _ = select.select(watched, [], [], wait)
             if now - last_scan > 0.5:  # remember workers so escapees can be killed too
                 last_scan = now
                 with contextlib.suppress(psutil.Error):
                     known_pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
-            if not ready:
+            if out_r in ready:
+                captured.read(out_r)
+            if read_fd not in ready:
                 continue
             chunk = os.read(read_fd, 1 << 16)
             if not chunk:
@@ -370,19 +383,76 @@ def _watch(
     except KeyboardInterrupt:
         outcome.interrupted = True
         kill_tree(pid, known_pids, grace_s=0.3)
-        _finish(outcome, reap, err_file, shm_before, known_pids, wall_start, started)
+        _finish(outcome, reap, out_r, captured, shm_before, known_pids, wall_start, started)
         os.close(read_fd)
         raise
     kill_tree(pid, known_pids, grace_s=0.5 if not outcome.ok else 1.0)
     os.close(read_fd)
-    _finish(outcome, reap, err_file, shm_before, known_pids, wall_start, started)
+    _finish(outcome, reap, out_r, captured, shm_before, known_pids, wall_start, started)
     return outcome
+
+
+class _Captured:
+    """The child's output read from a pipe: a bounded tail plus complete lines to a callback."""
+
+    TAIL_BYTES = 8192
+
+    def __init__(self, on_line: Callable[[str], None] | None):
+        self._on_line = on_line
+        self._tail = b""
+        self._partial = b""
+        self.closed = False
+
+    def read(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.closed = True
+            self.flush()
+            return
+        self._tail = (self._tail + chunk)[-self.TAIL_BYTES :]
+        if self._on_line is None:
+            return
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        if len(self._partial) > self.TAIL_BYTES:  # a huge line without newline: pass it on
+            lines.append(self._partial)
+            self._partial = b""
+        for line in lines:
+            self._emit(line)
+
+    def flush(self) -> None:
+        if self._partial and self._on_line is not None:
+            self._emit(self._partial)
+        self._partial = b""
+
+    def _emit(self, line: bytes) -> None:
+        assert self._on_line is not None
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        if text.strip():
+            self._on_line(text)
+
+    def drain(self, fd: int) -> None:
+        """Read what is left without blocking (an escaped process may hold the pipe open)."""
+        os.set_blocking(fd, False)
+        while not self.closed:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                break
+            self.read(fd)
+        self.flush()
+
+    @property
+    def tail(self) -> str:
+        return self._tail.decode("utf-8", "replace")
 
 
 def _finish(
     outcome: ChildOutcome,
     reap: Callable[[], int | None],
-    err_file: Any,
+    out_r: int,
+    captured: _Captured,
     shm_before: set[str],
     known_pids: set[int],
     wall_start: float,
@@ -392,13 +462,10 @@ def _finish(
     outcome.returncode = rc
     if not outcome.ok:
         outcome.signal = signal_name(rc) if not outcome.timed_out else None
-    if err_file is not None:
-        with contextlib.suppress(OSError, ValueError):
-            err_file.seek(0, os.SEEK_END)
-            size = err_file.tell()
-            err_file.seek(max(0, size - 4000))
-            outcome.stderr_tail = err_file.read().decode("utf-8", "replace")
-            err_file.close()
+    if out_r >= 0:
+        captured.drain(out_r)
+        os.close(out_r)
+        outcome.stderr_tail = captured.tail
     cleanup_shm(shm_before, known_pids, wall_start)
     outcome.duration_s = time.monotonic() - started
 
@@ -415,7 +482,13 @@ def _reap(pid: int) -> int | None:
 
 
 def _fork_child(
-    func: str, request: dict[str, Any], obj: Any, read_fd: int, write_fd: int, err_file: Any
+    func: str,
+    request: dict[str, Any],
+    obj: Any,
+    read_fd: int,
+    write_fd: int,
+    out_w: int,
+    out_r: int,
 ) -> int:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -429,9 +502,14 @@ def _fork_child(
         os.setsid()
         _set_parent_death_signal()
         os.close(read_fd)
-        if err_file is not None:
-            os.dup2(err_file.fileno(), 2)
+        if out_w >= 0:
+            os.close(out_r)
+            os.dup2(out_w, 2)
+            os.close(out_w)
         os.dup2(2, 1)
+        # The parent's sys.stdout/stderr may be wrappers (a notebook, pytest, Rich): print and
+        # warnings in the child must reach fd 2 like in a fresh interpreter.
+        sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         from dlcheck import _child
 
         req = dict(request)
@@ -472,9 +550,10 @@ class ForkServer:
 
     The template runs ``func(request, send)`` in a fresh interpreter (its own session); it
     sends an event with ``"phase": "ready"`` once built, then serves fork requests with
-    :func:`serve_forks`. Each forked child leads its own session and process group and reports
-    over its own private pipe, so :meth:`run` watches, times out, kills and cleans up after it
-    exactly as :func:`run_child` does for a fresh process.
+    :func:`serve_forks`. Each forked child leads its own session and process group, reports
+    over its own private pipe and writes its output to its own pipe, so :meth:`run` watches,
+    times out, kills and cleans up after it exactly as :func:`run_child` does for a fresh
+    process.
     """
 
     def __init__(self, func: str, request: dict[str, Any], *, env: dict[str, str] | None = None):
@@ -482,7 +561,6 @@ class ForkServer:
         self._sock: socket.socket | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._read_fd: int | None = None
-        self._err = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
         self._shm_before = shm_entries()
         self._wall_start = time.time()
 
@@ -496,27 +574,30 @@ class ForkServer:
         timeout: float | None = None,
         stall_timeout: float | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> ChildOutcome:
         """Start the template and wait until it is built: ok with the ready event as value, or
         the template's failure (it is then gone, cleaned up like any child)."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
+        out_r, out_w = os.pipe()
         try:
             self._popen = _spawn(
                 self._func,
                 write_fd,
-                self._err,
+                out_w,
                 self._env,
                 extra_fds=(child.fileno(),),
                 extra_env={FORK_FD_ENV: str(child.fileno())},
             )
         except BaseException:
-            for fd in (read_fd, write_fd):
+            for fd in (read_fd, write_fd, out_r, out_w):
                 os.close(fd)
             parent.close()
             child.close()
             raise
         os.close(write_fd)
+        os.close(out_w)
         child.close()
         self._sock = parent
         assert self._popen.stdin is not None
@@ -524,11 +605,13 @@ class ForkServer:
             self._popen.stdin.write(json.dumps(self._request).encode())
             self._popen.stdin.close()
         popen = self._popen
+        captured = _Captured(on_output)
         out = _watch(
             popen.pid,
             read_fd,
+            out_r,
+            captured,
             reap=lambda: _wait_popen(popen),
-            err_file=self._err,
             shm_before=self._shm_before,
             wall_start=self._wall_start,
             started=time.monotonic(),
@@ -538,6 +621,10 @@ class ForkServer:
             stop_when=lambda ev: ev.get("phase") == "ready",
         )
         if out.ok and isinstance(out.value, dict) and out.value.get("phase") == "ready":
+            # The template points its own output at a file once built; read what came before.
+            captured.drain(out_r)
+            os.close(out_r)
+            out.stderr_tail = captured.tail
             self._read_fd = read_fd  # kept open: the template never writes to it again
         else:
             out.ok = False
@@ -554,6 +641,7 @@ class ForkServer:
         timeout: float | None = None,
         stall_timeout: float | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> ChildOutcome:
         """Like :func:`run_child`, in a child forked from the template (which holds the
         user's object as ``request["_object"]``)."""
@@ -563,23 +651,22 @@ class ForkServer:
         started = time.monotonic()
         wall_start = time.time()
         read_fd, write_fd = os.pipe()
-        err_file = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in _finish
+        out_r, out_w = os.pipe()
         try:
             _send_msg(
-                self._sock,
-                {"op": "fork", "func": func, "request": request},
-                (write_fd, err_file.fileno()),
+                self._sock, {"op": "fork", "func": func, "request": request}, (write_fd, out_w)
             )
             reply = self._reply(10.0)
         except BaseException:
             os.close(read_fd)
-            err_file.close()
+            os.close(out_r)
             raise
         finally:
             os.close(write_fd)
+            os.close(out_w)
         if not reply or "pid" not in reply:
             os.close(read_fd)
-            err_file.close()
+            os.close(out_r)
             return ChildOutcome(
                 ok=False,
                 error={"kind": "crash", "message": "the template process did not fork a child"},
@@ -588,8 +675,9 @@ class ForkServer:
         return _watch(
             pid,
             read_fd,
+            out_r,
+            _Captured(on_output),
             reap=lambda: self._reap(pid),
-            err_file=err_file,
             shm_before=shm_before,
             wall_start=wall_start,
             started=started,
@@ -640,16 +728,6 @@ class ForkServer:
             with contextlib.suppress(OSError):
                 os.close(self._read_fd)
             self._read_fd = None
-        with contextlib.suppress(OSError, ValueError):
-            self._err.close()
-
-    def stderr_tail(self) -> str:
-        with contextlib.suppress(OSError, ValueError):
-            self._err.seek(0, os.SEEK_END)
-            size = self._err.tell()
-            self._err.seek(max(0, size - 4000))
-            return self._err.read().decode("utf-8", "replace")
-        return ""
 
     def __enter__(self) -> ForkServer:
         return self
@@ -658,12 +736,19 @@ class ForkServer:
         self.close()
 
 
-def serve_forks(obj: Any, close_fds: tuple[int, ...] = ()) -> None:
+def serve_forks(obj: Any) -> None:
     """Template side of :class:`ForkServer`: fork a child per request until told to stop.
 
     Each child leads a new session (so the parent can kill its whole group), dies with the
-    template, writes its messages to the pipe it was sent and its stderr to the file it was sent.
+    template, and writes its messages and its output to the two pipes it was sent.
     """
+    import tempfile
+
+    # Nobody reads the template's own output pipe any more: late prints go to a file.
+    with contextlib.suppress(OSError):
+        sink = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the template
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
     sock = socket.socket(fileno=int(os.environ.pop(FORK_FD_ENV)))
     while True:
         try:
@@ -681,7 +766,7 @@ def serve_forks(obj: Any, close_fds: tuple[int, ...] = ()) -> None:
                 os.close(fd)
             _send_msg(sock, {"error": "bad request"})
             continue
-        write_fd, err_fd = fds
+        write_fd, out_w = fds
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -692,12 +777,9 @@ def serve_forks(obj: Any, close_fds: tuple[int, ...] = ()) -> None:
                 os.setsid()
                 _set_parent_death_signal()
                 sock.close()
-                for fd in close_fds:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-                os.dup2(err_fd, 2)
+                os.dup2(out_w, 2)
                 os.dup2(2, 1)
-                os.close(err_fd)
+                os.close(out_w)
                 from dlcheck import _child
 
                 req = dict(msg["request"])
@@ -710,5 +792,5 @@ def serve_forks(obj: Any, close_fds: tuple[int, ...] = ()) -> None:
             finally:
                 os._exit(code)
         os.close(write_fd)
-        os.close(err_fd)
+        os.close(out_w)
         _send_msg(sock, {"pid": pid})

@@ -75,6 +75,21 @@ class EmptyStream(IterableDataset):
 empty_stream = EmptyStream()
 
 
+def _chatty(idx):
+    import warnings
+
+    print("decoding with the slow path", file=sys.stderr)  # the same line for every sample
+    warnings.warn("chatty dataset: a user warning", stacklevel=1)
+    if idx == 37:
+        print("about to fail on sample 37")
+        raise ValueError("sample 37 is broken")
+
+
+def chatty_factory():
+    print("building the index: 200 files", file=sys.stderr)
+    return DataLoader(Shapes(fail=_chatty), batch_size=8)
+
+
 def broken_factory():
     raise RuntimeError("cannot find the data directory /data/imagenet")
 

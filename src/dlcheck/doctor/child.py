@@ -9,11 +9,21 @@ probe's result without touching the others. Results stream to the parent as even
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
 import time
+import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from dlcheck.errors import DlcheckError
+
+INTERNAL_HINT = (
+    "This is a dlcheck bug, not a problem with your data: please report it "
+    "(https://github.com/dlcheck/dlcheck/issues); run with -v for the traceback."
+)
 
 
 def _load(request: dict[str, Any]) -> tuple[Any, str | None]:
@@ -33,13 +43,83 @@ def _load(request: dict[str, Any]) -> tuple[Any, str | None]:
     return obj, source
 
 
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+)$')
+
+
+def _frame_kind(path: str) -> str:
+    """ "dlcheck", "torch", "stdlib" or "user" (the user's code and the libraries it calls)."""
+    import sysconfig
+
+    import dlcheck
+
+    if path.startswith(os.path.dirname(dlcheck.__file__) + os.sep):
+        return "dlcheck"
+    torch_mod = sys.modules.get("torch")
+    torch_file = getattr(torch_mod, "__file__", None)
+    if torch_file and path.startswith(os.path.dirname(torch_file) + os.sep):
+        return "torch"
+    if path.startswith("<frozen "):
+        return "stdlib"
+    for key in ("stdlib", "platstdlib"):
+        root = sysconfig.get_paths().get(key)
+        if root and path.startswith(root + os.sep) and "-packages" not in path:
+            return "stdlib"
+    return "user"
+
+
+def crash_origin(exc: BaseException) -> dict[str, Any]:
+    """Whose code an exception that escaped a probe came from: ``{"origin", "where"}``.
+
+    ``origin`` is "user" when a frame of the user's code (or a library it calls) lies below
+    the innermost dlcheck frame: the dataset raised, which is a finding about the data.
+    Otherwise the exception was raised by dlcheck itself, or by torch or the standard library
+    on dlcheck's behalf (a DataLoader built with arguments it refuses): "internal", a dlcheck
+    bug. A DataLoader worker's exception carries the worker's traceback as text; its frames
+    count as the innermost ones.
+    """
+    frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+    if "Original Traceback" in str(exc):
+        for line in str(exc).splitlines():
+            m = _FRAME.match(line)
+            if m:
+                frames.append((m["file"], int(m["line"]), m["func"].strip()))
+    kinds = [_frame_kind(f[0]) for f in frames]
+    ours = [i for i, k in enumerate(kinds) if k == "dlcheck"]
+    below = range(ours[-1] + 1 if ours else 0, len(frames))
+    users = [i for i in below if kinds[i] == "user"]
+    origin = "user" if users or not ours else "internal"
+    pick = users[-1] if users else (ours[-1] if ours else len(frames) - 1)
+    where = None
+    if pick >= 0:
+        path, line, func = frames[pick]
+        if kinds[pick] == "dlcheck":
+            import dlcheck
+
+            path = "dlcheck/" + os.path.relpath(path, os.path.dirname(dlcheck.__file__))
+        where = f"{path}:{line} ({func})"
+    return {"origin": origin, "where": where}
+
+
+@contextlib.contextmanager
+def reporting_crashes(send: Any) -> Iterator[None]:
+    """Tell the parent whose code raised before an exception ends this child (the child's
+    error message itself carries the exception and its traceback)."""
+    try:
+        yield
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            send({"crash": crash_origin(exc)})
+        raise
+
+
 def probe_entry(request: dict[str, Any], send: Any) -> Any:
     """Runs in a fork of the runner: one probe's fact collection."""
     from dlcheck.doctor.facts import COLLECTORS, reap_workers
 
     ctx = request["_object"]
     try:
-        return COLLECTORS[request["probe"]](ctx, send)
+        with reporting_crashes(send):
+            return COLLECTORS[request["probe"]](ctx, send)
     finally:
         reap_workers()
 
@@ -101,24 +181,32 @@ def determinism_entry(request: dict[str, Any], send: Any) -> Any:
     import signal
 
     signal.alarm(max(1, int(float(request["options"].get("timeout", 30)) + 0.999)))
-    ctx = make_context(obj, request["options"], source)
-    workers = ctx.target_workers if ctx.target_workers > 0 else ctx.workers
     try:
-        return batch_fingerprints(ctx, workers)
+        with reporting_crashes(send):
+            ctx = make_context(obj, request["options"], source)
+            workers = ctx.target_workers if ctx.target_workers > 0 else ctx.workers
+            return batch_fingerprints(ctx, workers)
     finally:
         reap_workers()
 
 
 def failure_record(outcome: Any) -> dict[str, Any]:
-    """Why a child run (a probe, a rank's shard) delivered no result, as JSON-able facts."""
+    """Why a child run (a probe, a rank's shard) delivered no result, as JSON-able facts.
+
+    ``origin``: for an exception, whose code raised it ("user" or "internal", see
+    :func:`crash_origin`); None when the child hung, died or did not say.
+    """
     last_step = None
     for ev in reversed(outcome.events):
         if "step" in ev:
             last_step = ev["step"]
             break
+    crash = next((ev["crash"] for ev in reversed(outcome.events) if "crash" in ev), {})
     return {
         "message": outcome.message,
         "kind": (outcome.error or {}).get("kind"),
+        "origin": crash.get("origin"),
+        "where": crash.get("where"),
         "detail": (outcome.error or {}).get("detail"),
         "timed_out": outcome.timed_out,
         "signal": outcome.signal,
@@ -202,9 +290,19 @@ def runner(request: dict[str, Any], send: Any) -> Any:
                 "(or run dlcheck under torchrun)."
             )
         raise
-    ctx = make_context(obj, options, source)
-    snapshot_threads()
-    send({"kind": "target", "info": describe(ctx, request.get("target") or "<object>")})
+    try:
+        ctx = make_context(obj, options, source)
+        snapshot_threads()
+        info = describe(ctx, request.get("target") or "<object>")
+    except Exception as exc:
+        # TARGET loaded fine; what failed is dlcheck looking at it.
+        raise DlcheckError(
+            f"dlcheck failed while describing {request.get('target') or 'the object'}: "
+            f"{traceback.format_exception_only(type(exc), exc)[-1].strip()}",
+            INTERNAL_HINT,
+            detail=traceback.format_exc(),
+        ) from None
+    send({"kind": "target", "info": info})
 
     hung_in: str | None = None
     for probe in RUN_ORDER:

@@ -94,7 +94,7 @@ def start_method(ctx: ProbeContext) -> str:
     """The start method the target's workers would use."""
     import multiprocessing as mp
 
-    mpc = getattr(ctx.loader, "multiprocessing_context", None) if ctx.loader else None
+    mpc = ctx.loader.multiprocessing_context if ctx.loader is not None else None
     if mpc is not None:
         return str(mpc.get_start_method())
     return str(mp.get_start_method(allow_none=True) or mp.get_context().get_start_method())
@@ -329,27 +329,68 @@ class DieWithParent:
             self.user_fn(worker_id)
 
 
-def build_loader(ctx: ProbeContext, dataset: Any, **kw: Any) -> Any:
-    """A DataLoader over ``dataset`` with the target loader's worker settings."""
+def loader_options(loader: Any, num_workers: int, *, batching: bool = True) -> dict[str, Any]:
+    """The DataLoader arguments that rebuild ``loader`` with ``num_workers`` (reads, never
+    iterates). ``batching``: keep its sampler, batching and collate_fn too; without, only the
+    settings every worker sees (worker_init_fn, generator, start method, prefetch)."""
+    from torch.utils.data import IterableDataset
+
+    opts: dict[str, Any] = {"num_workers": num_workers}
+    if loader is None:
+        return opts
+    if batching:
+        if loader.batch_size is None and loader.batch_sampler is not None:
+            # The user's own batch_sampler: DataLoader refuses batch_size, shuffle, sampler
+            # and drop_last next to it (it holds its own sampler).
+            opts["batch_sampler"] = loader.batch_sampler
+        else:
+            opts["batch_size"] = loader.batch_size  # None (automatic batching off) stays None
+            if loader.batch_size is not None:
+                opts["drop_last"] = loader.drop_last
+            # The sampler object itself: shuffle=True left a RandomSampler holding the user's
+            # generator. An IterableDataset takes no sampler (DataLoader raises).
+            if not isinstance(loader.dataset, IterableDataset):
+                opts["sampler"] = loader.sampler
+        opts["collate_fn"] = loader.collate_fn
+    opts["generator"] = loader.generator  # seeds the workers' base_seed and RandomSampler
+    if hasattr(loader, "in_order"):  # torch >= 2.6
+        opts["in_order"] = loader.in_order
+    # DataLoader refuses these without workers.
+    if num_workers > 0:
+        opts["worker_init_fn"] = loader.worker_init_fn
+        opts["multiprocessing_context"] = loader.multiprocessing_context
+        opts["prefetch_factor"] = loader.prefetch_factor  # None with 0 workers: torch's 2
+        opts["persistent_workers"] = loader.persistent_workers
+    # Left out on purpose. ``timeout``: with one set, a worker that dies before torch
+    # registers its pid is noticed only when the timeout expires; without, torch polls worker
+    # liveness every 5 s, and hangs are bounded by the probe's own timeout. ``pin_memory``:
+    # pinning never changes a batch's content, and in a probe (a fork) it would initialise
+    # CUDA, which fails when the user's code initialised it before the fork (cuda_in_worker
+    # reports that). ``resources`` reads pin_memory from the user's loader itself.
+    return opts
+
+
+def build_loader(
+    ctx: ProbeContext, dataset: Any = None, *, num_workers: int, **probe_opts: Any
+) -> Any:
+    """The one place probes build DataLoaders.
+
+    ``dataset=None``: the target's own DataLoader with only ``num_workers`` changed (sampler,
+    batch_sampler, batch_size, drop_last, collate_fn, generator and worker settings kept; for
+    a dataset TARGET, DataLoader's defaults and ``probe_opts``). Otherwise a probe's loader
+    over ``dataset``, batched as ``probe_opts`` say, with the target's worker settings.
+    """
     from torch.utils.data import DataLoader
 
-    loader = ctx.loader
-    num_workers = kw.pop("num_workers", ctx.workers)
-    opts: dict[str, Any] = {"num_workers": num_workers}
-    user_init = loader.worker_init_fn if loader is not None else None
+    opts = loader_options(ctx.loader, num_workers, batching=dataset is None)
+    opts.update(probe_opts)
     if num_workers > 0:
-        opts["worker_init_fn"] = DieWithParent(user_init)
-    if loader is not None and loader.multiprocessing_context is not None and num_workers > 0:
-        opts["multiprocessing_context"] = loader.multiprocessing_context
-    # No DataLoader ``timeout``: with one set, a worker that dies before torch registers its
-    # pid is noticed only when the timeout expires; without, torch polls worker liveness every
-    # 5 s. Hangs are bounded by the probe's own timeout (the runner kills the probe process).
-    if num_workers == 0:
-        kw.pop("timeout", None)
-        kw.pop("persistent_workers", None)
-        kw.pop("prefetch_factor", None)
-    opts.update(kw)
-    return DataLoader(dataset, **opts)
+        opts["worker_init_fn"] = DieWithParent(opts.get("worker_init_fn"))
+    else:
+        for key in ("worker_init_fn", "multiprocessing_context", "prefetch_factor"):
+            opts.pop(key, None)
+        opts.pop("persistent_workers", None)
+    return DataLoader(ctx.dataset if dataset is None else dataset, **opts)
 
 
 def _sampler_of(loader: Any) -> Any:
@@ -387,14 +428,58 @@ def reap_workers() -> None:
     _KEEP_ALIVE.clear()
 
 
+class _Stalled(BaseException):
+    """Raised by SIGALRM at a pass's deadline; a BaseException so user code that catches
+    Exception does not swallow it."""
+
+
+@contextlib.contextmanager
+def _interrupt_at(deadline: float, when: Callable[[], bool]) -> Iterator[None]:
+    """Raise _Stalled in the main thread at ``deadline`` (time.monotonic()) if ``when()``,
+    even while the dataset blocks (a stream that sleeps until new data arrives).
+
+    An alarm an entry point already set (its whole-process bound) is re-armed afterwards.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if when():
+            raise _Stalled
+
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    pending, _ = signal.setitimer(signal.ITIMER_REAL, max(0.001, deadline - started))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if pending > 0:
+            left = pending - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, left))
+
+
 def _iter_capped(it: Any, cap: int, deadline: float) -> tuple[list[Any], bool, str | None]:
-    """Up to ``cap`` items from ``it`` before ``deadline``: (items, complete, error)."""
+    """Up to ``cap`` items from ``it`` before ``deadline``: (items, complete, error).
+
+    A stream that stops delivering (the seed's log stream sleeps while no log is queued) ends
+    the pass at the deadline with what arrived so far. A stream that delivers nothing at all
+    hangs on, into the probe's timeout: that is a hang, reported once, and the probes after it
+    that fetch samples are skipped.
+    """
     items: list[Any] = []
     try:
-        for x in keep_iter(it):
-            items.append(x)
-            if len(items) >= cap or time.monotonic() > deadline:
-                return items, False, None
+        with _interrupt_at(deadline, when=lambda: bool(items)):
+            for x in keep_iter(it):
+                items.append(x)
+                if len(items) >= cap or time.monotonic() > deadline:
+                    return items, False, None
+    except _Stalled:
+        return items, False, None
     except Exception as exc:
         return items, False, last_line(exc)
     return items, True, None
@@ -930,18 +1015,10 @@ def collect_resources(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     loader = ctx.loader
     facts: dict[str, Any] = {}
     if loader is not None:
-        dl = build_loader(
-            ctx,
-            ctx.dataset,
-            num_workers=0,
-            batch_size=loader.batch_size,
-            sampler=loader.sampler if loader.batch_sampler is None else None,
-            batch_sampler=loader.batch_sampler if loader.batch_size is None else None,
-            collate_fn=loader.collate_fn,
-        )
+        dl = build_loader(ctx, num_workers=0)  # the user's batches, in this process
         prefetch = loader.prefetch_factor if loader.num_workers > 0 else None
     else:
-        dl = build_loader(ctx, ctx.dataset, num_workers=0, batch_size=1)
+        dl = build_loader(ctx, num_workers=0, batch_size=1)
         prefetch = 2
     try:
         batch = next(iter(dl))
@@ -977,17 +1054,21 @@ def collect_resources(ctx: ProbeContext, send: Send) -> dict[str, Any]:
 def collect_duplicates(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     if not ctx.iterable:
         return _duplicates_map(ctx)
-    deadline = time.monotonic() + ctx.timeout * 0.35
-    send({"step": "iterating with 0 workers"})
-    zero, zero_complete, zero_err = _iter_capped(
-        (fingerprint(s) for s in ctx.dataset), DUP_CAP, deadline
-    )
+    # The workers' pass first: they must fork from the dataset as loaded. A stream that
+    # consumes a shared queue or cursor (the seed's log source pops its logs) would otherwise
+    # reach the workers already drained by the single-process pass.
     send({"step": f"iterating with {ctx.workers} workers"})
     loader = build_loader(
         ctx, ctx.dataset, batch_size=None, collate_fn=worker_fingerprint, num_workers=ctx.workers
     )
     deadline = time.monotonic() + ctx.timeout * 0.45
     tagged, many_complete, many_err = _iter_capped(loader, DUP_CAP * max(1, ctx.workers), deadline)
+    reap_workers()  # the 0-worker pass needs neither their CPU nor their memory
+    send({"step": "iterating with 0 workers"})
+    deadline = time.monotonic() + ctx.timeout * 0.35
+    zero, zero_complete, zero_err = _iter_capped(
+        (fingerprint(s) for s in ctx.dataset), DUP_CAP, deadline
+    )
     return {
         "style": "iterable",
         "workers": ctx.workers,
@@ -1077,6 +1158,7 @@ def collect_shared_rng(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     facts: dict[str, Any] = {"workers": workers, "rng_attributes": _rng_attributes(ctx)}
     persistent = bool(ctx.loader.persistent_workers) if ctx.loader is not None else False
     facts["persistent_workers"] = persistent
+    facts["iterable"] = ctx.iterable
     if ctx.iterable:
         a = fingerprint(next(iter(ctx.dataset)))
         b = fingerprint(next(iter(ctx.dataset)))
@@ -1306,23 +1388,10 @@ def set_seeds(seed: int) -> None:
 def batch_fingerprints(ctx: ProbeContext, num_workers: int, k: int = 4) -> dict[str, Any]:
     """Fingerprints of the first ``k`` batches the target delivers with ``num_workers``."""
     set_seeds(ctx.seed)
-    loader = ctx.loader
-    if loader is not None:
-        kw: dict[str, Any] = {
-            "batch_size": loader.batch_size,
-            "collate_fn": loader.collate_fn,
-            "drop_last": loader.drop_last,
-            "generator": loader.generator,
-        }
-        if loader.batch_sampler is not None and loader.batch_size is None:
-            kw["batch_sampler"] = loader.batch_sampler
-        elif not ctx.iterable:
-            kw["sampler"] = loader.sampler
-        dl = build_loader(ctx, ctx.dataset, num_workers=num_workers, **kw)
+    if ctx.loader is not None:
+        dl = build_loader(ctx, num_workers=num_workers)
     else:
-        dl = build_loader(
-            ctx, ctx.dataset, num_workers=num_workers, batch_size=None if ctx.iterable else 8
-        )
+        dl = build_loader(ctx, num_workers=num_workers, batch_size=None if ctx.iterable else 8)
 
     def batches() -> Iterator[str]:  # lazy: starting the workers may raise too
         for b in keep_iter(dl):
@@ -1332,9 +1401,28 @@ def batch_fingerprints(ctx: ProbeContext, num_workers: int, k: int = 4) -> dict[
     return {"batches": items, "error": err, "num_workers": num_workers}
 
 
+def _generators(loader: Any) -> list[Any]:
+    """The torch.Generators a loader draws from: its own and its sampler's."""
+    import torch
+
+    if loader is None:
+        return []
+    found = [loader.generator, getattr(loader.sampler, "generator", None)]
+    inner = getattr(loader.batch_sampler, "sampler", None)
+    found.append(getattr(inner, "generator", None))
+    unique: dict[int, Any] = {id(g): g for g in found if isinstance(g, torch.Generator)}
+    return list(unique.values())
+
+
 def collect_determinism(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     workers = ctx.target_workers if ctx.target_workers > 0 else ctx.workers
+    # Both passes start from the generator states the user's code left, like the second
+    # process does: otherwise the 0-worker pass would continue the first pass's shuffle.
+    generators = _generators(ctx.loader)
+    states = [g.get_state() for g in generators]
     run = batch_fingerprints(ctx, workers)
+    for g, state in zip(generators, states, strict=True):
+        g.set_state(state)
     zero = batch_fingerprints(ctx, 0) if workers > 0 else None
     return {
         "run": run,

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from dlcheck.doctor.records import PROBES_BY_ID, Finding
+from dlcheck.doctor.records import INTERNAL, PROBES_BY_ID, Finding
 from dlcheck.records import Status
 
 SCREEN_CAP = 10  # bad indices listed on screen; JSON has all of them
@@ -37,7 +37,8 @@ def _finding(probe: str, status: Status, message: str, **kw: Any) -> Finding:
 
 def _capped(items: Sequence[Any], cap: int = SCREEN_CAP) -> str:
     shown = ", ".join(str(x) for x in items[:cap])
-    return shown + (f", … ({len(items) - cap} more)" if len(items) > cap else "")
+    # "and N more", not "…": an ellipsis on screen reads as text cut off by the terminal.
+    return shown + (f" and {len(items) - cap} more" if len(items) > cap else "")
 
 
 # ---------------------------------------------------------------- failures of the probe itself
@@ -78,13 +79,50 @@ def judge_failure(probe: str, failure: Facts, timeout: float) -> Finding:
         "exited unexpectedly" in message or "killed by signal" in message
     ):
         return _loader_error_finding(probe, message, "the probe ran")
+    if failure.get("origin") == "user":
+        # The dataset's own exception, raised where the probe did not expect one.
+        where = failure.get("where")
+        return _finding(
+            probe,
+            Status.FAIL,
+            f"The dataset raised while the probe ran: {message}",
+            evidence={**evidence, "loader_error": message, "cause": "dataset_exception"},
+            evidence_text=[f"raised in {where}"] if where else [],
+            fix="Fix the exception (-v shows the traceback; `corrupt_samples` lists the "
+            "indices that fail).",
+        )
+    return internal_error(
+        probe,
+        message or "the probe process failed without a message",
+        where=failure.get("where"),
+        traceback=failure.get("detail"),
+        evidence=evidence,
+    )
+
+
+INTERNAL_FIX = (
+    "This is a dlcheck bug: please report it (https://github.com/dlcheck/dlcheck/issues); "
+    "run with -v for the traceback."
+)
+
+
+def internal_error(
+    probe: str,
+    exception: str,
+    *,
+    where: str | None = None,
+    traceback: str | None = None,
+    evidence: Facts | None = None,
+) -> Finding:
+    """A probe that crashed inside dlcheck: status error, labelled as dlcheck's own bug."""
     return _finding(
         probe,
         Status.ERROR,
-        f"The probe itself crashed: {message}",
-        evidence=evidence,
-        evidence_text=[line for line in (failure.get("detail") or "").splitlines()[-6:] if line],
-        fix="This may be a dlcheck bug; run with -v and report it with the traceback.",
+        f"dlcheck's own error, not a finding about your data: {exception}",
+        evidence=dict(evidence or {}),
+        evidence_text=[f"raised in {where}"] if where else [],
+        fix=INTERNAL_FIX,
+        error={"kind": INTERNAL, "exception": exception, "where": where, "traceback": traceback},
     )
 
 
@@ -536,6 +574,23 @@ def judge_shared_rng(f: Facts) -> list[Finding]:
             if same:
                 repeats.append(f"worker {same[0]} repeated its draw in the next epoch")
                 text.append("epoch 2 repeated epoch 1's draws")
+    if repeats and f.get("iterable") and not attrs:
+        # Every worker (and epoch) restarts the same stream from the same state: a stream
+        # that continues where it stopped (a queue, a cursor) looks random in one process,
+        # yet holds no RNG. That is an unsharded stream, which `duplicates` judges.
+        return [
+            _finding(
+                "shared_rng",
+                Status.INFO,
+                f"Workers restart the same stream ({'; '.join(repeats)}), and the dataset holds "
+                "no RNG object: the stream is not sharded rather than its RNG shared (see "
+                "`duplicates`).",
+                evidence=evidence,
+                evidence_text=text,
+                fix="Shard the stream per worker with torch.utils.data.get_worker_info() (see "
+                "`duplicates`).",
+            )
+        ]
     if repeats:
         culprit = f" The RNG is held by the dataset: {names}." if attrs else ""
         return [
@@ -820,7 +875,7 @@ def judge_corrupt_samples(f: Facts) -> list[Finding]:
         else:
             text.append(f"{word} {b['index']}: {'; '.join(b['problems'][:3])}")
     if len(bad) > SCREEN_CAP:
-        text.append(f"… {len(bad) - SCREEN_CAP} more (all of them in --json)")
+        text.append(f"and {len(bad) - SCREEN_CAP} more (all of them in --json)")
     if f.get("loader_error"):
         stopped = f.get("stopped_at")
         evidence["loader_error"] = f["loader_error"]
@@ -897,7 +952,7 @@ def judge_sample_contract(f: Facts) -> list[Finding]:
                 probe,
                 Status.FAIL,
                 f"__getitem__({first_bad}) raises IndexError but __len__ is {length}: indices "
-                f"{first_bad}…{length - 1 if length else '?'} cannot be read.",
+                f"{first_bad} to {length - 1 if length else '?'} cannot be read.",
                 evidence=evidence,
                 evidence_text=[f"IndexError at indices: {_capped(f.get('index_errors', []))}"],
                 fix="Make __len__ return the number of readable samples (e.g. len of the same "
@@ -1195,7 +1250,7 @@ def judge_resources(f: Facts) -> list[Finding]:
                 evidence_text=text,
                 fix=f"Use num_workers ≤ {max(1, cpus // local - 1)} per rank ({cpus} CPUs / "
                 f"{local} ranks, one left for each training process), or measure with "
-                "`torchrun … -m dlcheck profile`.",
+                "`torchrun ... -m dlcheck profile`.",
             )
         )
     elif cpus and workers > cpus:

@@ -131,9 +131,20 @@ RUN_ORDER: tuple[str, ...] = (
 )
 
 
+# ``Finding.error["kind"]`` of a probe that crashed inside dlcheck: a dlcheck bug, never a
+# finding about the user's data.
+INTERNAL = "internal"
+# ... of a probe that never ran because the process running the probes stopped.
+RUNNER_STOPPED = "runner_stopped"
+
+
 @dataclass
 class Finding:
-    """What one probe found. ``evidence`` is structured; ``evidence_text`` is for people."""
+    """What one probe found. ``evidence`` is structured; ``evidence_text`` is for people.
+
+    ``error`` is None except for status ``error`` (the probe could not be completed):
+    ``{"kind": "internal" | "runner_stopped", "exception", "where", "traceback"}``.
+    """
 
     probe: str
     status: Status
@@ -143,6 +154,12 @@ class Finding:
     evidence_text: list[str] = field(default_factory=list)
     fix: str | None = None
     duration_s: float | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def internal(self) -> bool:
+        """A crash inside dlcheck (a bug of ours), not a finding about the data."""
+        return self.status is Status.ERROR and (self.error or {}).get("kind") == INTERNAL
 
 
 @dataclass
@@ -215,6 +232,8 @@ class DoctorReport:
             "options": to_jsonable(self.options),
             "findings": [to_jsonable(f) for f in self.findings],
             "counts": self.counts(),
+            # Probes that crashed inside dlcheck (a dlcheck bug; also counted under "error").
+            "internal_errors": sum(1 for f in self.findings if f.internal),
             "summary": summary_line(self.statuses),
             "exit_code": self.exit_code,
             "duration_s": round(self.duration_s, 3),

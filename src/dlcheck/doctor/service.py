@@ -11,7 +11,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from dlcheck.doctor.records import PROBE_IDS, RUN_ORDER, DoctorReport, Finding, TargetInfo
+from dlcheck.doctor.records import (
+    PROBE_IDS,
+    RUN_ORDER,
+    RUNNER_STOPPED,
+    DoctorReport,
+    Finding,
+    TargetInfo,
+)
 from dlcheck.errors import DlcheckError, UsageError
 from dlcheck.records import Status
 
@@ -246,14 +253,28 @@ def build_findings(
                     message=f"Not run: the probe runner stopped ({why}).",
                     evidence={"runner": why},
                     fix="Run with -v; if the dataset crashes the interpreter, fix that first.",
+                    error={
+                        "kind": RUNNER_STOPPED,
+                        "exception": why,
+                        "where": None,
+                        "traceback": (runner_outcome.error or {}).get("detail"),
+                    },
                 )
             )
             continue
         if ev.get("skipped_hang"):
             findings.append(J.skipped_after_hang(probe, ev["skipped_hang"]))
             continue
+        second_failure = None
+        if probe == "determinism" and second is not None and not second.ok:
+            from dlcheck.doctor.child import failure_record
+
+            second_failure = failure_record(second)
         if ev.get("failure"):
             found = [J.judge_failure(probe, ev["failure"], timeout)]
+        elif second_failure and second_failure["origin"] == "internal":
+            # The second run crashed in dlcheck: comparing against it would hide our bug.
+            found = [J.judge_failure(probe, second_failure, timeout)]
         else:
             extra = None
             if probe == "determinism" and second is not None:
@@ -261,13 +282,16 @@ def build_findings(
             try:
                 found = J.judge(probe, ev["facts"], extra)
             except Exception as exc:  # a judgement bug must not take the report down
+                import traceback
+
+                from dlcheck.doctor.child import crash_origin
+
                 found = [
-                    Finding(
-                        probe=probe,
-                        status=Status.ERROR,
-                        title=J.PROBES_BY_ID[probe].title,
-                        message=f"Judging the facts failed: {type(exc).__name__}: {exc}",
-                        fix="This is a dlcheck bug; please report it with --json output.",
+                    J.internal_error(
+                        probe,
+                        f"judging the facts failed: {type(exc).__name__}: {exc}",
+                        where=crash_origin(exc)["where"],
+                        traceback=traceback.format_exc(),
                     )
                 ]
         for f in found:

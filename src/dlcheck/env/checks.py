@@ -199,7 +199,11 @@ def _python_version(f: EnvFacts) -> Verdict:
 def _python_env(f: EnvFacts) -> Verdict:
     p = f.python
     assert p is not None
-    facts = {"prefix": p.prefix, "base_prefix": p.base_prefix, "conda_env": p.conda_env}
+    facts: dict[str, Any] = {
+        "prefix": p.prefix,
+        "base_prefix": p.base_prefix,
+        "conda_env": p.conda_env,
+    }
     if p.conda_env:
         return V(Status.PASS, f"conda env '{p.conda_env}' at {p.prefix}", kind="conda", **facts)
     if p.venv:
@@ -520,7 +524,7 @@ def _torch_location(f: EnvFacts) -> Verdict:
     def inside(root: str | None) -> bool:
         return bool(root) and where.startswith(os.path.join(os.path.abspath(str(root)), ""))
 
-    facts = {"torch_file": t.file, "prefix": p.prefix, "user_site": p.user_site}
+    facts: dict[str, Any] = {"torch_file": t.file, "prefix": p.prefix, "user_site": p.user_site}
     if inside(p.user_site):
         return V(
             Status.WARN,
@@ -639,7 +643,7 @@ def _driver_floor(f: EnvFacts) -> Verdict:
     if row is None:
         return V(Status.INFO, f"no driver table row for CUDA {t.cuda}", cuda=t.cuda)
     floor = row.windows if windows else row.linux
-    facts = {
+    facts: dict[str, Any] = {
         "cuda": t.cuda,
         "driver": n.driver_version,
         "driver_cuda": n.cuda_driver_version,
@@ -719,7 +723,7 @@ def _arch_list(f: EnvFacts) -> Verdict:
         elif how == "ptx" and worst is Status.PASS:
             worst = Status.WARN
     archs = " ".join(t.arch_list)
-    facts = {"arch_list": list(t.arch_list), "gpus": lines}
+    facts: dict[str, Any] = {"arch_list": list(t.arch_list), "gpus": lines}
     if worst is Status.FAIL:
         return V(
             Status.FAIL,
@@ -804,7 +808,7 @@ def _cuda_available(f: EnvFacts) -> Verdict:
     if not (t.cuda or t.hip):
         return _skip("CPU build: CUDA is not compiled in")
     gpus = _gpus(f)
-    facts = {
+    facts: dict[str, Any] = {
         "cuda_available": t.cuda_available,
         "device_count": t.device_count,
         "nvml_gpus": len(gpus),
@@ -902,7 +906,7 @@ def _nvcc(f: EnvFacts) -> Verdict:
     k = f.toolkit
     assert k is not None
     t = _torch_ok(f)
-    facts = {
+    facts: dict[str, Any] = {
         "nvcc": k.nvcc_path,
         "nvcc_version": k.nvcc_version,
         "cuda_home": k.cuda_home,
@@ -964,7 +968,7 @@ def _ld_library_path(f: EnvFacts) -> Verdict:
         )
     bundled = d is not None and any(x.name.startswith("nvidia-") for x in d.dists)
     found = "; ".join(f"{p} ({', '.join(libs)})" for p, libs in k.cuda_lib_dirs)
-    facts = {"cuda_lib_dirs": {p: list(libs) for p, libs in k.cuda_lib_dirs}}
+    facts: dict[str, Any] = {"cuda_lib_dirs": {p: list(libs) for p, libs in k.cuda_lib_dirs}}
     if bundled:
         return V(
             Status.WARN,
@@ -1134,7 +1138,7 @@ def _kernels(f: EnvFacts) -> Verdict:
         return _skip("no kernelspecs on the Jupyter path", search_path=list(j.search_path))
     dead = [k for k in j.kernels if k.argv0 and not k.exists]
     broken = [k for k in j.kernels if k.error]
-    facts = {
+    facts: dict[str, Any] = {
         "kernels": [
             {"name": k.name, "path": k.path, "argv0": k.argv0, "exists": k.exists}
             for k in j.kernels
@@ -1209,7 +1213,11 @@ def _shm(f: EnvFacts) -> Verdict:
     h = f.host
     assert h is not None
     s = h.shm
-    facts = {"path": s.path, "total_bytes": s.total_bytes, "free_bytes": s.free_bytes}
+    facts: dict[str, Any] = {
+        "path": s.path,
+        "total_bytes": s.total_bytes,
+        "free_bytes": s.free_bytes,
+    }
     if s.total_bytes is None:
         return _skip(f"{s.path} not found (DataLoader workers use another mechanism)", **facts)
     fix = (
@@ -1257,7 +1265,7 @@ def _nofile(f: EnvFacts) -> Verdict:
     n = h.nofile
     t = _torch_ok(f)
     strategy = t.sharing_strategy if t else None
-    facts = {"soft": n.soft, "hard": n.hard, "sharing_strategy": strategy}
+    facts: dict[str, Any] = {"soft": n.soft, "hard": n.hard, "sharing_strategy": strategy}
     if n.soft is None:
         return V(Status.PASS, "open-files limit: unlimited", **facts)
     if n.soft < NOFILE_WARN:
@@ -1291,7 +1299,7 @@ def _cpus(f: EnvFacts) -> Verdict:
     h = f.host
     assert h is not None
     c = h.cpu
-    facts = {
+    facts: dict[str, Any] = {
         "os_cpu_count": c.os_cpu_count,
         "affinity": c.affinity,
         "cgroup_quota": c.cgroup_quota,
@@ -1319,7 +1327,7 @@ def _memory(f: EnvFacts) -> Verdict:
     h = f.host
     assert h is not None
     m = h.memory
-    facts = {
+    facts: dict[str, Any] = {
         "total_bytes": m.total_bytes,
         "available_bytes": m.available_bytes,
         "cgroup_limit_bytes": m.cgroup_limit_bytes,
@@ -1362,7 +1370,7 @@ def _mp(f: EnvFacts) -> Verdict:
 def _envvars(f: EnvFacts) -> Verdict:
     e = f.envvars
     assert e is not None
-    facts = {"variables": dict(e.variables)}
+    facts: dict[str, Any] = {"variables": dict(e.variables)}
     if e.get("CUDA_LAUNCH_BLOCKING") == "1":
         return V(
             Status.WARN,

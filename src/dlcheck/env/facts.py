@@ -125,7 +125,8 @@ class TorchFacts:
         """The record for ``name``; a failure wins over a success (extension load + import)."""
         matches = [m for m in self.modules if m.module == name]
         failed = [m for m in matches if m.found and not m.ok]
-        return (failed or matches or [None])[0]
+        found = failed or matches
+        return found[0] if found else None
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ def probe_nvml(backend: Nvml | None = None) -> NvmlFacts:
                 driver_version=driver,
                 cuda_driver_version=cuda_driver,
             )
-        gpus = []
+        gpus: list[Any] = []
         for i in range(count):
             try:
                 h = _query(backend.handle, i)

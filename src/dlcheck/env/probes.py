@@ -292,7 +292,7 @@ def probe_jupyter(
                     argv0=argv0,
                     argv0_resolved=resolved,
                     exists=resolved is not None,
-                    runs_this_env=bool(argv0) and _runs_this_env(argv0, resolved, sys.prefix),
+                    runs_this_env=bool(argv0) and _runs_this_env(argv0 or "", resolved, sys.prefix),
                 )
             )
     return JupyterFacts(tuple(dirs), tuple(kernels))

@@ -383,11 +383,11 @@ def render_dist_markdown(report: DistEnvReport, *, verbose: bool = False) -> str
         lines += [f"- `{c.id}`: {_md_cell(c.summary)}" for c in skipped]
         lines += ["", "</details>"]
     lines += ["", "<details><summary>Key facts</summary>", "", "```"]
-    for c in report.cluster_checks:
-        values = c.get("facts", {}).get("values")
+    for cluster in report.cluster_checks:
+        values = cluster.get("facts", {}).get("values")
         if values is None:
             continue
-        fact = c["facts"]["fact"]
+        fact = cluster["facts"]["fact"]
         if len(values) == 1:
             lines.append(f"{fact}: {fmt(fact, values[0]['value'])}")
         else:

@@ -193,7 +193,8 @@ def arch_support(capability: tuple[int, int], arch_list: tuple[str, ...]) -> str
     """
     major, minor = capability
     cap = major * 10 + minor
-    natives, ptx = [], []
+    natives: list[int] = []
+    ptx: list[int] = []
     for arch in arch_list:
         kind, _, num = arch.partition("_")
         if num.endswith(("a", "f")):

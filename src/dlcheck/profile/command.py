@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -87,6 +88,12 @@ def profile_command(
         help="auto: build the dataset once and fork each setting from it; fresh: a new "
         "process (and a new build) per setting.",
     ),
+    wide: bool = typer.Option(
+        False, "--wide", help="Show every column (the default fits 80 columns)."
+    ),
+    raw: bool = typer.Option(
+        False, "--raw", help="With --json: include every batch's arrival time (--output has it)."
+    ),
     dist_timeout: float | None = DIST_TIMEOUT_OPTION,
     json_out: bool = JSON_OPTION,
     verbose: bool = VERBOSE_OPTION,
@@ -112,6 +119,14 @@ def profile_command(
             raise UsageError(f"--isolation {isolation!r}: use auto or fresh.")
         if output and not output.lower().endswith((".json", ".csv")):
             raise UsageError(f"--output {output}: use a .json or .csv file name.")
+        if output:
+            from dlcheck.output import check_writable
+
+            check_writable(output, "--output")
+        if baseline:
+            from dlcheck.profile.service import load_baseline
+
+            load_baseline(baseline)  # a bad file is a usage error before minutes of sweeping
         if plot:
             from dlcheck.profile.plot import check_plot_path
 
@@ -143,15 +158,26 @@ def profile_command(
         if launch is not None:
             if plot:
                 raise UsageError("--plot is not available under a launcher yet.")
-            code = _run_distributed(launch, target, opts, dist_timeout, json_out, verbose)
+            view = _View(json_out, verbose, wide, raw)
+            code = _run_distributed(launch, target, opts, dist_timeout, view)
             raise typer.Exit(code)
         report = _run_with_progress(target, opts, verbose)
         if plot:
             from dlcheck.profile.plot import write_plot
 
             write_plot(report, plot)
-        _show(report, json_out, verbose)
+        _show(report, _View(json_out, verbose, wide, raw))
     raise typer.Exit(report.exit_code)
+
+
+@dataclass(frozen=True)
+class _View:
+    """How the report is shown: the output flags."""
+
+    json_out: bool
+    verbose: bool
+    wide: bool
+    raw: bool
 
 
 def _run_distributed(
@@ -159,15 +185,16 @@ def _run_distributed(
     target: str | None,
     opts: Any,
     dist_timeout: float | None,
-    json_out: bool,
-    verbose: bool,
+    view: _View,
 ) -> int:
     """This rank's part of a torchrun/srun job; rank 0 renders the merged report."""
     from dlcheck.profile.distributed import run_profile_distributed
 
+    verbose = view.verbose
+
     def render(merged: Any) -> None:
-        _show(merged, json_out, verbose)
-        if merged.lost and json_out:  # the table says so; with --json, say it on stderr too
+        _show(merged, view)
+        if merged.lost and view.json_out:  # the table says so; with --json, on stderr too
             from dlcheck.cliutil import print_error
             from dlcheck.errors import DlcheckError
 
@@ -190,26 +217,33 @@ def _run_distributed(
         )
 
 
-def _show(report: Any, json_out: bool, verbose: bool) -> None:
-    if json_out:
+def _show(report: Any, view: _View) -> None:
+    if view.json_out:
         from dlcheck.output import emit_json
 
-        emit_json(report.to_json())
+        emit_json(report.to_json(raw=view.raw))
         return
+    import os
     import sys
 
     from dlcheck.output import console
+    from dlcheck.profile.render import WIDE_FROM_COLUMNS, report_renderable
 
-    # Piped output (CI logs, files) gets a wide table instead of truncated columns.
-    con = console(width=None if sys.stdout.isatty() else 160)
-    con.print(report)
+    # Piped output (CI logs, files) is as wide as every column, unless COLUMNS says otherwise.
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    con = console(width=160 if piped else None)
     inner = getattr(report, "report", report)
-    if verbose:
+    if inner is report:
+        con.print(report_renderable(report, wide=view.wide or con.width >= WIDE_FROM_COLUMNS))
+    else:
+        con.print(report)
+    if view.verbose:
         for r in inner.failed:
             if r.detail:
                 label = r.setting.label() + (f" (rank {r.rank})" if r.rank is not None else "")
                 con.print(f"\n[bold]{label}[/]", highlight=False)
-                con.print(r.detail, markup=False, highlight=False)
+                # soft_wrap: a traceback is printed as is, never re-wrapped mid-word.
+                con.print(r.detail, markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_with_progress(target: str | None, opts: Any, verbose: bool) -> Any:
@@ -223,6 +257,7 @@ def _run_with_progress(target: str | None, opts: Any, verbose: bool) -> Any:
 @contextlib.contextmanager
 def _progress_display(opts: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
     """A Rich progress display on stderr; yields the callback for the service's events."""
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dlcheck.output import console
@@ -259,25 +294,31 @@ def _progress_display(opts: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
                     description=f"#{count['n']} {s.label()}: {ev.get('batches', 0)} batches",
                     completed=min(float(ev.get("steady_s") or 0.0), steady_goal or 1e9),
                 )
+            elif kind == "output":
+                # The user's own prints and warnings, each distinct line once, as printed.
+                bar.console.print(
+                    f"  │ {ev['line']}", markup=False, highlight=False, soft_wrap=True, style="dim"
+                )
             elif kind == "done":
                 r = ev["result"]
+                label = escape(r.setting.label())
                 if r.ok:
                     st = r.stats
                     bar.console.print(
-                        f"  [green]✓[/] {r.setting.label():<34} {r.samples_per_s:>10,.0f} samples/s"
-                        f"  (first batch {st.first_batch_s or 0:.2f} s)",
+                        f"  [green]✓[/] {label:<28} {r.samples_per_s:>8,.0f} samples/s, "
+                        f"1st batch {st.first_batch_s or 0:.2f}s",
                         highlight=False,
                     )
                 else:
                     bar.console.print(
-                        f"  [red]✗[/] {r.setting.label():<34} {r.error}", highlight=False
+                        f"  [red]✗[/] {label:<28} {escape(r.error or 'failed')}", highlight=False
                     )
             elif kind == "ranks_done":
                 a = ev.get("aggregate") or {}
                 label = ev["setting"].label()
                 if a.get("failed_ranks") or a.get("missing_ranks"):
                     bad = "; ".join(f"rank {k}: {m}" for k, m in a.get("failed_ranks", {}).items())
-                    bar.console.print(f"  [red]✗[/] {label:<34} {bad}", highlight=False)
+                    bar.console.print(f"  [red]✗[/] {label:<28} {bad}", highlight=False)
                 elif a:
                     bar.console.print(
                         f"  [green]✓[/] {label:<24} {a['aggregate_samples_per_s']:>10,.0f}/s "

@@ -59,14 +59,17 @@ def _decoder() -> Any:
 
         return decode
     except Exception:
-        import numpy as np
+        # Pillow + torch only: numpy is not a dependency (torch does not pull it in either), and
+        # README command 1 runs this in a bare environment.
         import torch
         from PIL import Image
 
         def decode(path: str) -> Any:
             with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
-            return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+                rgb = im.convert("RGB")
+                raw = bytearray(rgb.tobytes())  # writable, so torch.frombuffer does not warn
+                w, h = rgb.size
+            return torch.frombuffer(raw, dtype=torch.uint8).view(h, w, 3).permute(2, 0, 1)
 
         return decode
 

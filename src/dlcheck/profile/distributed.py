@@ -98,10 +98,10 @@ class DistProfileReport:
             "workers_per_rank": self.workers,
         }
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, raw: bool = False) -> dict[str, Any]:
         from dlcheck.profile.render import json_document
 
-        doc = json_document(self.report)
+        doc = json_document(self.report, raw=raw)
         doc["exit_code"] = self.exit_code
         doc["distributed"] = self.summary()
         return doc
@@ -496,6 +496,6 @@ def _write_output(merged: DistProfileReport, path: str) -> None:
     from dlcheck.profile.render import csv_text
 
     if path.lower().endswith(".csv"):
-        write_text_file(path, csv_text(merged.report))
+        write_text_file(path, csv_text(merged.report), "--output")
     else:
-        write_text_file(path, dumps(merged.to_json()) + "\n")
+        write_text_file(path, dumps(merged.to_json(raw=True)) + "\n", "--output")

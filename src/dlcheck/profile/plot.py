@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dlcheck.errors import DlcheckError, UsageError
+from dlcheck.errors import UsageError
 
 if TYPE_CHECKING:
     from dlcheck.profile.service import ProfileReport
@@ -12,8 +12,11 @@ if TYPE_CHECKING:
 
 def check_plot_path(path: str) -> None:
     """Reject a bad --plot before the sweep (suffix, matplotlib installed)."""
+    from dlcheck.output import check_writable
+
     if not path.lower().endswith((".png", ".svg")):
         raise UsageError(f"--plot {path}: use a .png or .svg file name.")
+    check_writable(path, "--plot")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -69,6 +72,8 @@ def write_plot(report: ProfileReport, path: str) -> None:
     try:
         fig.savefig(path)
     except OSError as exc:
-        raise DlcheckError(f"Cannot write --plot {path}: {exc.strerror}.") from None
+        from dlcheck.output import os_error_cause
+
+        raise UsageError(f"Cannot write --plot {path}: {os_error_cause(exc)}.") from None
     finally:
         plt.close(fig)

@@ -145,6 +145,7 @@ class SettingResult:
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     epochs: list[EpochTrace] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)  # the user's prints/warnings, deduplicated
     real_epoch_samples: int | None = None  # samples in one real epoch (bounded epochs scale to it)
 
     @property

@@ -49,12 +49,12 @@ CSV_COLUMNS = [
 ]
 
 
-def result_dict(r: SettingResult) -> dict[str, Any]:
-    """One result as JSON: flat figures first, the raw per-batch times under ``raw``."""
+def result_dict(r: SettingResult, *, raw: bool = False) -> dict[str, Any]:
+    """One result as JSON: flat figures, then (``raw``) every batch's arrival time."""
     from dlcheck.output import to_jsonable
 
     st = r.stats
-    return {
+    doc = {
         "setting": r.setting.to_dict(),
         "baseline": r.baseline,
         "rank": r.rank,
@@ -86,8 +86,11 @@ def result_dict(r: SettingResult) -> dict[str, Any]:
         "peak_shm_bytes": r.peak_shm_bytes,
         "gpu": to_jsonable(r.gpu) if r.gpu else {"available": False, "reason": "no CUDA"},
         "notes": r.notes,
+        "output": r.output,
         "wall_s": r.wall_s,
-        "raw": {
+    }
+    if raw:
+        doc["raw"] = {
             "epochs": [
                 {
                     "started_s": e.started_s,
@@ -99,11 +102,12 @@ def result_dict(r: SettingResult) -> dict[str, Any]:
                 }
                 for e in r.epochs
             ]
-        },
-    }
+        }
+    return doc
 
 
-def json_document(report: ProfileReport) -> dict[str, Any]:
+def json_document(report: ProfileReport, *, raw: bool = False) -> dict[str, Any]:
+    """The ``dlcheck.profile/1`` document; per-batch times only with ``raw`` (--raw, files)."""
     from dlcheck.output import to_jsonable
 
     rec = report.recommended
@@ -113,7 +117,7 @@ def json_document(report: ProfileReport) -> dict[str, Any]:
         "dataset": to_jsonable(report.shape) if report.shape else None,
         "machine": report.machine,
         "options": to_jsonable(report.options),
-        "results": [result_dict(r) for r in report.results],
+        "results": [result_dict(r, raw=raw) for r in report.results],
         "recommendations": to_jsonable(report.recommendations),
         "recommended": to_jsonable(rec) if rec else None,
         "checks": to_jsonable(report.checks),
@@ -187,22 +191,39 @@ def _noise(r: SettingResult) -> str:
     if not st or st.samples_per_s is None:
         return "-"
     if st.rel_noise is None:
-        return "?"
-    return f"±{100 * st.rel_noise:.1f}%"
+        return "±?"
+    pct = 100 * st.rel_noise
+    return f"±{pct:.1f}%" if pct < 10 else f"±{pct:.0f}%"
 
 
-def _gpu_cell(r: SettingResult) -> str:
+def _gpu_cell(r: SettingResult, *, wide: bool = True) -> str:
     g = r.gpu
     if g is None or not g.available:
+        if not wide:
+            return "-"
         return "no CUDA" if g is None or not g.reason or g.reason == "no CUDA" else g.reason
     if g.h2d_ms_p50 is None:
-        return g.reason or "-"
+        return (g.reason or "-") if wide else "-"
     pct = f" {g.pct_of_peak:.0f}%" if g.pct_of_peak is not None else ""
-    bw = f" {g.h2d_gb_per_s:.1f}GB/s" if g.h2d_gb_per_s else ""
+    bw = f" {g.h2d_gb_per_s:.1f}GB/s" if g.h2d_gb_per_s and wide else ""
     return f"{g.h2d_ms_p50:.2f}ms{bw}{pct}"
 
 
-def results_table(report: ProfileReport, batch_size: int | None) -> Any:
+#: Lines of a failed setting's own output shown beside its error (all are in JSON).
+FAILED_OUTPUT_LINES = 5
+
+#: A console at least this wide shows every column, as ``--wide`` does.
+WIDE_FROM_COLUMNS = 150
+
+
+def _shows_gpu(report: ProfileReport) -> bool:
+    return any(r.gpu is not None and r.gpu.available for r in report.results)
+
+
+def results_table(report: ProfileReport, batch_size: int | None, *, wide: bool = False) -> Any:
+    """One batch size's settings. The default columns are the ones that decide and fit 80
+    columns; ``wide`` adds the rest (always in JSON/CSV)."""
+    from rich import box
     from rich.table import Table
 
     rows = [r for r in report.results if r.setting.batch_size == batch_size]
@@ -225,7 +246,8 @@ def results_table(report: ProfileReport, batch_size: int | None) -> Any:
         fixed.append(f"persistent_workers={with_workers[0].persistent_workers}")
     if fixed:
         title += " · " + ", ".join(fixed)
-    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    gpu = _shows_gpu(report)
+    # (header, justify, shown): headers are short so that no column is ever cut at 80.
     columns = [
         ("", "left", True),
         ("workers", "right", True),
@@ -233,16 +255,25 @@ def results_table(report: ProfileReport, batch_size: int | None) -> Any:
         ("prefetch", "right", varies["prefetch"]),
         ("persist", "center", varies["persist"]),
         ("samples/s", "right", True),
-        ("noise", "right", True),
-        ("batches/s", "right", True),
+        ("batches/s", "right", wide),
         ("1st batch", "right", True),
-        ("p50/p95/p99 ms", "right", True),
-        ("stalls", "right", True),
-        ("USS/PSS MB", "right", True),
-        ("shm MB", "right", True),
-        ("restart", "right", True),
-        ("H2D", "right", True),
+        ("p95 ms", "right", not wide),
+        ("p50/p95/p99 ms", "right", wide),
+        ("stalls", "right", wide),
+        ("PSS MB", "right", not wide),
+        ("USS/PSS MB", "right", wide),
+        ("shm MB", "right", wide),
+        ("restart", "right", wide),
+        ("H2D", "right", gpu or wide),
     ]
+    t = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+    )
     for name, just, shown in columns:
         if shown:
             t.add_column(name, justify=just, no_wrap=True)  # type: ignore[arg-type]
@@ -264,7 +295,7 @@ def results_table(report: ProfileReport, batch_size: int | None) -> Any:
         if r.baseline:
             mark += " yours"
         if r.round:
-            mark += f" repeat {r.round}"
+            mark += f" #{r.round + 1}"
         lat = st.latency_ms if st else {}
         cells = [
             mark.strip(),
@@ -272,21 +303,31 @@ def results_table(report: ProfileReport, batch_size: int | None) -> Any:
             "✓" if s.pin_memory else "",
             str(s.prefetch_factor) if s.num_workers else "-",
             "✓" if s.persistent_workers and s.num_workers else "",
-            _rate(r.samples_per_s) if r.ok else "✗ failed",
-            _noise(r),
+            _rate_noise(r),
             f"{st.batches_per_s:,.1f}" if st and st.batches_per_s else "-",
             f"{st.first_batch_s:.2f}s" if st and st.first_batch_s is not None else "-",
+            f"{lat['p95']:,.0f}" if lat.get("p95") is not None else "-",
             "/".join(f"{lat[q]:.0f}" for q in ("p50", "p95", "p99")) if lat else "-",
             str(st.stalls) if st else "-",
+            _mb(r.peak_pss_bytes),
             f"{_mb(r.peak_uss_bytes)}/{_mb(r.peak_pss_bytes)}",
             _mb(r.peak_shm_bytes),
             f"{st.epoch_restart_s:.2f}s" if st and st.epoch_restart_s is not None else "-",
-            _gpu_cell(r),
+            _gpu_cell(r, wide=wide),
         ]
         t.add_row(
             *[c for c, (_, _, shown) in zip(cells, columns, strict=True) if shown], style=style
         )
     return t
+
+
+def _rate_noise(r: SettingResult) -> str:
+    """samples/s with its uncertainty, the figure a decision rests on: ``2,540 ±6%``."""
+    if not r.ok:
+        return "✗ failed"
+    rate = _rate(r.samples_per_s)
+    noise = _noise(r)
+    return rate if noise in ("-", "") else f"{rate} {noise}"
 
 
 def chart(report: ProfileReport, batch_size: int | None, width: int = 40) -> Any:
@@ -318,7 +359,7 @@ def chart(report: ProfileReport, batch_size: int | None, width: int = 40) -> Any
     return text
 
 
-def report_renderable(report: ProfileReport) -> Any:
+def report_renderable(report: ProfileReport, *, wide: bool = False) -> Any:
     from rich.console import Group
     from rich.text import Text
 
@@ -338,7 +379,7 @@ def report_renderable(report: ProfileReport) -> Any:
         if r.setting.batch_size not in sizes:
             sizes.append(r.setting.batch_size)
     for bs in sizes:
-        parts.append(results_table(report, bs))
+        parts.append(results_table(report, bs, wide=wide))
         c = chart(report, bs)
         if c.plain:
             parts.append(c)
@@ -349,6 +390,10 @@ def report_renderable(report: ProfileReport) -> Any:
         line.append(r.error or "failed")
         if r.hint:
             line.append(f"\n  hint: {r.hint}", style="dim")
+        if r.output:
+            line.append("\n  its last output:", style="dim")
+            for out in r.output[-FAILED_OUTPUT_LINES:]:
+                line.append(f"\n  │ {out}", style="dim")
         parts.append(line)
     notes = list(report.options.get("notes") or [])
     for r in report.results:

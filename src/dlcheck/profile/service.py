@@ -37,6 +37,7 @@ from dlcheck.profile.search import (
 )
 from dlcheck.profile.sweep import SweepOutcome, outcome_to_result, run_sweep
 from dlcheck.records import Status
+from dlcheck.useroutput import Relay, dedupe
 
 DEMO_TARGET = "dlcheck.profile.demo:demo_dataset"
 DEFAULT_BUDGET_S = 90.0
@@ -111,15 +112,15 @@ class ProfileReport:
             return 1
         return 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, raw: bool = False) -> dict[str, Any]:
         from dlcheck.profile.render import json_document
 
-        return json_document(self)
+        return json_document(self, raw=raw)
 
-    def __rich__(self) -> Any:
-        from dlcheck.profile.render import report_renderable
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from dlcheck.profile.render import WIDE_FROM_COLUMNS, report_renderable
 
-        return report_renderable(self)
+        yield report_renderable(self, wide=options.max_width >= WIDE_FROM_COLUMNS)
 
     def _repr_html_(self) -> str:
         import io
@@ -198,10 +199,26 @@ def _raise_child_error(outcome: Any, what: str) -> None:
     raise DlcheckError(message, hint or "Run with -v to see the traceback.", detail=detail)
 
 
-def describe_target(target: str, obj: Any, *, stall_timeout: float) -> LoaderShape:
+def _show_output(progress: ProgressFn | None) -> Callable[[str], None]:
+    """Where the user's own output goes live: the progress display, else our stderr."""
+    if progress is not None:
+        return lambda line: progress({"type": "output", "line": line})
+
+    def write(line: str) -> None:
+        from dlcheck.redact import scrub
+
+        sys.stderr.write(scrub(line) + "\n")
+
+    return write
+
+
+def describe_target(
+    target: str, obj: Any, *, stall_timeout: float, relay: Relay | None = None
+) -> LoaderShape:
     """Resolve TARGET in a child process; raise UsageError (exit 2) / DlcheckError (exit 1)."""
     from dlcheck.proc import run_child
 
+    on_output, _ = (relay or Relay(_show_output(None))).collector()
     outcome = run_child(
         "dlcheck.profile.child:describe",
         {"target": target},
@@ -209,6 +226,7 @@ def describe_target(target: str, obj: Any, *, stall_timeout: float) -> LoaderSha
         stall_timeout=max(stall_timeout, 60.0),
         timeout=max(stall_timeout, 60.0) * 4,
         env=None if obj is not None else _child_env(),
+        on_output=on_output,
     )
     if not outcome.ok:
         _raise_child_error(outcome, f"Loading {target}")
@@ -225,7 +243,9 @@ FRESH_ASKED = (
 )
 
 
-def start_template(target: str, *, stall_timeout: float) -> tuple[Any, LoaderShape, str | None]:
+def start_template(
+    target: str, *, stall_timeout: float, relay: Relay | None = None
+) -> tuple[Any, LoaderShape, str | None]:
     """Build TARGET once in a template process that forks a child per setting.
 
     Returns (fork server or None, shape, why not forking). Errors in the user's code raise as
@@ -236,7 +256,8 @@ def start_template(target: str, *, stall_timeout: float) -> tuple[Any, LoaderSha
     server = ForkServer("dlcheck.profile.child:template", {"target": target}, env=_child_env())
     wait = max(stall_timeout, 60.0)
     try:
-        outcome = server.start(stall_timeout=wait, timeout=wait * 4)
+        on_output, _ = (relay or Relay(_show_output(None))).collector()
+        outcome = server.start(stall_timeout=wait, timeout=wait * 4, on_output=on_output)
         if not outcome.ok:
             _raise_child_error(outcome, f"Loading {target}")
     except BaseException:
@@ -303,12 +324,14 @@ def _measure_fn(
     opts: ProfileOptions,
     progress: ProgressFn | None,
     baseline: Setting | None,
+    relay: Relay | None = None,
     server: Any = None,
 ) -> Callable[[Setting, int, tuple[int, int] | None], SettingResult]:
     """Measure one setting: forked from ``server`` (a template) when given, else a new child."""
     from dlcheck.proc import run_child
 
     env = None if obj is not None else _child_env()
+    relay = relay or Relay(_show_output(progress))
 
     def measure(setting: Setting, rnd: int, shard: tuple[int, int] | None) -> SettingResult:
         request: dict[str, Any] = {
@@ -330,6 +353,7 @@ def _measure_fn(
                 progress({"type": "batch", "setting": setting, **ev})
 
         cap = (opts.duration or 8.0) * 4 + opts.stall_timeout + 60
+        on_output, lines = relay.collector()
         if server is not None:
             outcome = server.run(
                 "dlcheck.profile.child:measure",
@@ -337,6 +361,7 @@ def _measure_fn(
                 stall_timeout=opts.stall_timeout,
                 timeout=cap,
                 on_event=on_event,
+                on_output=on_output,
             )
         else:
             outcome = run_child(
@@ -347,10 +372,12 @@ def _measure_fn(
                 timeout=cap,
                 on_event=on_event,
                 env=env,
+                on_output=on_output,
             )
         result = outcome_to_result(
             setting, outcome, stall_timeout=opts.stall_timeout, baseline=setting == baseline
         )
+        result.output = dedupe(lines)
         if progress:
             progress({"type": "done", "setting": setting, "result": result})
         return result
@@ -481,17 +508,20 @@ def run_profile(
         load_baseline(opts.baseline)  # a bad file is a usage error before minutes of sweeping
     if progress:
         progress({"type": "describe", "target": target})
+    relay = Relay(_show_output(progress))
     server = None
     why_fresh = None
     if obj is not None or opts.isolation == "fresh":
         # An in-memory object is built already: each setting forks from this process.
-        shape = describe_target(target, obj, stall_timeout=opts.stall_timeout)
+        shape = describe_target(target, obj, stall_timeout=opts.stall_timeout, relay=relay)
         why_fresh = FRESH_ASKED if obj is None else None
     else:
-        server, shape, why_fresh = start_template(target, stall_timeout=opts.stall_timeout)
+        server, shape, why_fresh = start_template(
+            target, stall_timeout=opts.stall_timeout, relay=relay
+        )
     try:
         return _profile(
-            target, obj, shape, opts, started, progress, barrier, combine, server, why_fresh
+            target, obj, shape, opts, started, progress, barrier, combine, server, why_fresh, relay
         )
     finally:
         if server is not None:
@@ -509,6 +539,7 @@ def _profile(
     combine: Callable[[SettingResult], SettingResult] | None,
     server: Any,
     why_fresh: str | None,
+    relay: Relay,
 ) -> ProfileReport:
     if shape.kind == "map" and shape.length == 0:
         raise DlcheckError(
@@ -534,7 +565,7 @@ def _profile(
         if opts.output:
             write_output(report, opts.output)
 
-    measure = _measure_fn(target, obj, shape, opts, progress, space.baseline, server)
+    measure = _measure_fn(target, obj, shape, opts, progress, space.baseline, relay, server)
     try:
         run_sweep(
             planner,
@@ -588,9 +619,9 @@ def write_output(report: ProfileReport, path: str) -> None:
     from dlcheck.profile.render import csv_text, json_document
 
     if path.lower().endswith(".csv"):
-        write_text_file(path, csv_text(report))
+        write_text_file(path, csv_text(report), "--output")
     else:
-        write_text_file(path, dumps(json_document(report)) + "\n")
+        write_text_file(path, dumps(json_document(report, raw=True)) + "\n", "--output")
 
 
 def _stderr_is_tty() -> bool:  # pragma: no cover - trivial
