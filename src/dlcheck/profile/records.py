@@ -147,6 +147,9 @@ class SettingResult:
     epochs: list[EpochTrace] = field(default_factory=list)
     output: list[str] = field(default_factory=list)  # the user's prints/warnings, deduplicated
     real_epoch_samples: int | None = None  # samples in one real epoch (bounded epochs scale to it)
+    # about 95 % of where this setting's figure lies: all its runs pooled, between-run noise
+    # included (set by the judgement once the sweep has measured it)
+    interval: tuple[float, float] | None = None
 
     @property
     def samples_per_s(self) -> float | None:
@@ -167,6 +170,8 @@ class Recommendation:
     dataloader: str  # copy-paste DataLoader(...) line
     best_samples_per_s: float | None = None
     meets_need: bool | None = None
+    interval: tuple[float, float] | None = None  # the recommended setting's, as in the table
+    best_interval: tuple[float, float] | None = None
 
 
 @dataclass

@@ -75,6 +75,7 @@ def result_dict(r: SettingResult, *, raw: bool = False) -> dict[str, Any]:
         "epoch_restart_s": st.epoch_restart_s if st else None,
         "latency_ms": st.latency_ms if st else {},
         "stalls": st.stalls if st else 0,
+        "interval": list(r.interval) if r.interval else None,
         "basis": st.basis if st else None,
         "steady_samples_per_s": st.steady_samples_per_s if st else None,
         "epochs_timed": st.epochs_timed if st else 0,
@@ -190,6 +191,10 @@ def _noise(r: SettingResult) -> str:
     st = r.stats
     if not st or st.samples_per_s is None:
         return "-"
+    if r.interval is not None and sum(r.interval) > 0:
+        # The setting's interval (all runs, between-run noise included), as a ± share.
+        pct = 100 * (r.interval[1] - r.interval[0]) / sum(r.interval)
+        return f"±{pct:.1f}%" if pct < 10 else f"±{pct:.0f}%"
     if st.rel_noise is None:
         return "±?"
     pct = 100 * st.rel_noise

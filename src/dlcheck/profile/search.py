@@ -439,9 +439,19 @@ def recommend(
                 dataloader=dataloader_line(s, own_loader=own_loader, own_batching=own_batching),
                 best_samples_per_s=best.samples_per_s,
                 meets_need=None if need is None else (rec.samples_per_s or 0.0) >= need,
+                interval=rec.interval,
+                best_interval=best.interval,
             )
         )
     return out
+
+
+def attach_intervals(results: list[SettingResult]) -> None:
+    """Give every result the interval of its setting's pooled estimate (for the table/JSON)."""
+    est = estimates(results)
+    for r in results:
+        e = est.get(r.setting.key())
+        r.interval = e.interval if e is not None and r.ok else None
 
 
 def overall(recs: list[Recommendation]) -> Recommendation | None:

@@ -32,6 +32,7 @@ from dlcheck.profile.search import (
     AdaptivePlanner,
     FixedPlanner,
     SweepSpace,
+    attach_intervals,
     overall,
     recommend,
 )
@@ -602,6 +603,7 @@ def _finish(
     from dlcheck.host import usable_cpus
 
     shape = report.shape
+    attach_intervals(report.results)
     report.recommendations = recommend(
         report.results,
         usable_cpus=usable_cpus(),
