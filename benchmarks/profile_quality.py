@@ -1,27 +1,28 @@
-"""`dlcheck profile`: how good is the recommendation, how faithful the figures, how long the sweep?
+"""`dlcheck profile`: how good is the recommendation, how faithful the figure, how long the sweep?
 
-For each of four cost structures (benchmarks/quality_datasets.py), side by side in one run:
+For each of six cost structures (benchmarks/quality_datasets.py):
 
-1. dlcheck's default search (`dlcheck profile TARGET --json`, workers auto, batch 64): its wall
-   time, its recommendation and the samples/s it reports per setting;
-2. an exhaustive bare-loop sweep of num_workers 0,1,2,4,...,64 at batch size 64, each in a
-   fresh process, measured properly: the first batch and the W x prefetch start-up buffer are
-   discarded, then at least 3 pipeline depths and 3 s are timed; the top three and dlcheck's
-   pick are measured twice (best of 2).
+1. the exhaustive in-process loop: one process builds the dataset once and runs the bare
+   training loop (whole epochs, ``persistent_workers=False``, batch 64, shuffled) at
+   num_workers 0, 1, 2, 4, 8, 16, each for at least ``--truth-seconds`` and two epochs (a
+   dataset whose epoch is longer is timed over 2 x that many seconds from ``iter()``, start-up
+   included). Its wall time is what sweeping by hand costs; its best setting is the reference.
+2. ``--rounds`` times: dlcheck's default search (`dlcheck profile TARGET --json`, workers
+   auto), then its pick and the reference best run side by side in the same bare loop
+   (alternating, fresh processes, ``PAIRS`` pairs): rec./best is the median ratio, fidelity
+   the figure dlcheck showed over the bare loop's for its pick.
 
-It reports recommendation/best (bare-loop throughput of the recommended setting over the
-exhaustive best), fidelity (dlcheck's samples/s over the bare loop's for the same setting:
-for the recommended one, and the median over every setting dlcheck measured) and the sweep's
-wall time, and rewrites the profile_quality section of benchmarks/README.md. Because the
-exhaustive maximum is the best of many noisy runs, dlcheck's pick and the best are also run
-side by side (alternating, 5 rounds) and the median ratio is reported.
+It reports per dataset the worst rec./best over the rounds, the fidelity range, the median
+and longest sweep, and sweep time over the exhaustive loop's; the full run rewrites the
+profile_quality section of benchmarks/README.md.
 
-    .venv/bin/python benchmarks/profile_quality.py            # all four, ~10-12 min on 2 cores
-    .venv/bin/python benchmarks/profile_quality.py cpu io     # a subset
+    .venv/bin/python benchmarks/profile_quality.py                          # all six, 5 rounds
+    .venv/bin/python benchmarks/profile_quality.py --rounds 1 --datasets tiny,cpu   # smoke
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -37,48 +38,65 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 README = HERE / "README.md"
-DATASETS = ["tiny", "cpu", "io", "big"]
-WORKERS = [0, 1, 2, 4, 8, 16, 32, 64]
+DATASETS = ["tiny", "cpu", "io", "big", "demo", "slow"]
+EXHAUSTIVE = [0, 1, 2, 4, 8, 16]
 BATCH = 64
+ROUNDS = 5
+PAIRS = 2
+TRUTH_S = 8.0
 START, END = "<!-- profile_quality:start -->", "<!-- profile_quality:end -->"
 
 
-def bare_loop(name: str, workers: int) -> dict[str, float]:
-    """Child side: the hand-written loop a careful user would write (steady state only)."""
+# ---------------------------------------------------------------- the bare loop (child side)
+
+
+def bare_epochs(name: str, workers: list[int], seconds: float) -> dict:
+    """The loop training runs: whole epochs, workers restarting each epoch (one build)."""
     sys.path.insert(0, str(HERE))
     import quality_datasets as qd
     from torch.utils.data import DataLoader
 
+    t_all = time.perf_counter()
     ds = qd.FACTORIES[name]()
-    dl = DataLoader(
-        ds,
-        batch_size=BATCH,
-        shuffle=True,
-        num_workers=workers,
-        prefetch_factor=2 if workers else None,
-    )
-    depth = 2 * workers
-    it = iter(dl)
-    t0 = time.perf_counter()
-    next(it)
-    first = time.perf_counter() - t0
-    for _ in range(max(1, depth)):  # drain the start-up buffer
-        next(it)
-    want = max(12, 3 * depth)
-    n = samples = 0
-    start = time.perf_counter()
-    while True:
-        batch = next(it)
-        samples += len(batch[1])
-        n += 1
+    rates = {}
+    for w in workers:
+        dl = DataLoader(
+            ds,
+            batch_size=BATCH,
+            shuffle=True,
+            num_workers=w,
+            prefetch_factor=2 if w else None,
+            persistent_workers=False,
+        )
+        samples = epochs = 0
+        start = time.perf_counter()
+        done = False
+        while not done:
+            for batch in dl:
+                samples += len(batch[1])
+                if time.perf_counter() - start >= 2 * seconds:  # an epoch too long to finish
+                    done = True
+                    break
+            else:
+                epochs += 1
+                done = epochs >= 2 and time.perf_counter() - start >= seconds
         elapsed = time.perf_counter() - start
-        if (n >= want and elapsed >= 3.0) or elapsed >= 30.0:
-            break
-    return {"samples_per_s": samples / elapsed, "batches": n, "first_batch_s": first}
+        rates[w] = {"samples_per_s": samples / elapsed, "epochs": epochs, "wall_s": elapsed}
+    return {"rates": rates, "wall_s": time.perf_counter() - t_all}
 
 
-def run_bare(name: str, workers: int, env: dict[str, str]) -> float | None:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", name, str(workers)]
+# ---------------------------------------------------------------- the parent side
+
+
+def run_bare(name: str, workers: list[int], env: dict[str, str], seconds: float) -> dict | None:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--bare",
+        name,
+        ",".join(map(str, workers)),
+    ]
+    cmd += ["--truth-seconds", str(seconds)]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -88,12 +106,11 @@ def run_bare(name: str, workers: int, env: dict[str, str]) -> float | None:
         start_new_session=True,
     )
     try:
-        stdout, stderr = proc.communicate(timeout=180)
+        stdout, stderr = proc.communicate(timeout=60 + len(workers) * 4 * seconds)
     except subprocess.TimeoutExpired:
         stdout, stderr = "", "timed out"
     finally:
-        # The loop exits without joining its workers: kill the whole group so none lingers
-        # into the next measurement.
+        # The loop exits without joining its workers: kill the whole group so none lingers.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -102,59 +119,46 @@ def run_bare(name: str, workers: int, env: dict[str, str]) -> float | None:
     if not lines:
         sys.stderr.write(stderr[-2000:])
         return None
-    return float(json.loads(lines[-1])["samples_per_s"])
+    doc = json.loads(lines[-1])
+    doc["rates"] = {int(w): v["samples_per_s"] for w, v in doc["rates"].items()}
+    return doc
 
 
 def run_dlcheck(name: str, env: dict[str, str]) -> tuple[dict, float]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "dlcheck",
-        "profile",
-        f"{HERE / 'quality_datasets.py'}:{name}",
-        "--batch-size",
-        str(BATCH),
-        "--json",
-    ]
+    cmd = [sys.executable, "-m", "dlcheck", "profile", f"{HERE / 'quality_datasets.py'}:{name}"]
+    cmd += ["--batch-size", str(BATCH), "--json"]
     t = time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     wall = time.monotonic() - t
     if out.returncode not in (0, 1):
         raise SystemExit(f"dlcheck failed on {name}: {out.stderr[-2000:]}")
     return json.loads(out.stdout), wall
 
 
-def dlcheck_rates(doc: dict) -> dict[int, float]:
-    """dlcheck's samples/s per worker count (primary settings, repeats pooled by median)."""
-    per: dict[int, list[float]] = {}
-    for r in doc["results"]:
-        if r["ok"] and r["samples_per_s"]:
-            per.setdefault(r["setting"]["num_workers"], []).append(r["samples_per_s"])
-    return {w: statistics.median(v) for w, v in per.items()}
-
-
-PAIRED_ROUNDS = 5
-
-
-def side_by_side(name: str, rec_w: int, best_w: int, env: dict[str, str]) -> float | None:
-    """Median over alternating rounds of (recommended / best) bare-loop samples/s."""
-    if rec_w == best_w:
-        return 1.0
-    ratios = []
-    for i in range(PAIRED_ROUNDS):
+def side_by_side(
+    name: str, rec_w: int, best_w: int, env: dict[str, str], seconds: float
+) -> tuple[float | None, float | None]:
+    """(median rec/best ratio, median bare-loop rate of rec) over alternating fresh runs."""
+    ratios, rec_rates = [], []
+    for i in range(PAIRS):
         order = (rec_w, best_w) if i % 2 == 0 else (best_w, rec_w)
-        got = {w: run_bare(name, w, env) for w in order}
+        got = {}
+        for w in dict.fromkeys(order):
+            doc = run_bare(name, [w], env, seconds)
+            got[w] = doc["rates"][w] if doc else None
+        if got[rec_w]:
+            rec_rates.append(got[rec_w])
         if got[rec_w] and got[best_w]:
             ratios.append(got[rec_w] / got[best_w])
-    print(f"   side by side {rec_w} vs {best_w} workers: {ratios}", file=sys.stderr, flush=True)
-    return statistics.median(ratios) if ratios else None
+    med = statistics.median
+    return (med(ratios) if ratios else None, med(rec_rates) if rec_rates else None)
 
 
 def fmt(x: float | None, spec: str = ",.0f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], rounds: int, seconds: float) -> None:
     sys.path.insert(0, str(HERE))
     import quality_datasets as qd
 
@@ -165,109 +169,89 @@ def main(names: list[str]) -> None:
     load_before = os.getloadavg()[0]
     rows = []
     for name in names:
-        print(f"== {name}: dlcheck search", file=sys.stderr, flush=True)
-        doc, wall = run_dlcheck(name, env)
-        rec = doc["recommended"] or {}
-        mine = dlcheck_rates(doc)
-        print(
-            f"   {wall:.0f} s, recommends {rec.get('num_workers')} workers; {mine}", file=sys.stderr
-        )
-        bare: dict[int, float | None] = {}
-        for w in WORKERS:
-            bare[w] = run_bare(name, w, env)
-            print(
-                f"   bare loop, {w:>2} workers: {fmt(bare[w])} samples/s",
-                file=sys.stderr,
-                flush=True,
+        log = lambda msg: print(f"   {msg}", file=sys.stderr, flush=True)  # noqa: E731
+        print(f"== {name}: exhaustive in-process loop", file=sys.stderr, flush=True)
+        ex = run_bare(name, EXHAUSTIVE, env, seconds)
+        if ex is None:
+            raise SystemExit(f"the bare loop failed on {name}")
+        best_w = max(ex["rates"], key=lambda w: ex["rates"][w])
+        log(f"{ex['wall_s']:.0f} s; " + ", ".join(f"{w}: {fmt(r)}" for w, r in ex["rates"].items()))
+        sweeps = []
+        for rnd in range(rounds):
+            doc, wall = run_dlcheck(name, env)
+            rec = doc.get("recommended") or {}
+            rec_w = rec.get("num_workers")
+            ratio, truth = (None, None)
+            if rec_w is not None:
+                ratio, truth = side_by_side(name, rec_w, best_w, env, seconds)
+            shown = rec.get("samples_per_s")
+            fid = shown / truth if shown and truth else None
+            tried = sorted({r["setting"]["num_workers"] for r in doc["results"]})
+            log(
+                f"round {rnd + 1}: {wall:.0f} s, tried {tried}, picked {rec_w} "
+                f"({fmt(shown)}/s shown, {fmt(truth)}/s bare), rec./best {fmt(ratio, '.2f')}, "
+                f"fidelity {fmt(fid, '.2f')}"
             )
-        # Noise on a shared machine only ever slows a run down: measure the contenders (the
-        # top three and dlcheck's pick) once more and keep the better figure (best-of-2).
-        ranked = sorted((w for w in WORKERS if bare[w]), key=lambda w: -(bare[w] or 0.0))
-        again = set(ranked[:3]) | ({rec.get("num_workers")} & set(WORKERS))
-        for w in sorted(again):
-            v = run_bare(name, w, env)
-            if v and (bare[w] is None or v > bare[w]):  # type: ignore[operator]
-                bare[w] = v
-            print(f"   bare loop, {w:>2} workers again: {fmt(v)} samples/s", file=sys.stderr)
-        good = {w: v for w, v in bare.items() if v}
-        best_w = max(good, key=lambda w: good[w])
-        rec_w = rec.get("num_workers")
-        ratio = good.get(rec_w, 0.0) / good[best_w] if rec_w is not None else None
-        # The exhaustive maximum is the best of many noisy runs (a winner's curse), so also
-        # compare dlcheck's pick with it side by side: alternating runs, median of the ratios.
-        paired = side_by_side(name, rec_w, best_w, env) if rec_w in good else None
-        fid_rec = mine[rec_w] / good[rec_w] if rec_w in mine and rec_w in good else None
-        fids = [mine[w] / good[w] for w in mine if w in good]
-        rows.append(
-            {
-                "dataset": name,
-                "wall_s": wall,
-                "measured": sorted(mine),
-                "rec_w": rec_w,
-                "rec_reported": rec.get("samples_per_s"),
-                "best_w": best_w,
-                "best": good[best_w],
-                "rec_bare": good.get(rec_w),
-                "ratio": ratio,
-                "paired": paired,
-                "fid_rec": fid_rec,
-                "fid_median": statistics.median(fids) if fids else None,
-                "fid_range": (min(fids), max(fids)) if fids else None,
-                "bare": bare,
-            }
-        )
+            sweeps.append({"wall_s": wall, "rec_w": rec_w, "ratio": ratio, "fidelity": fid})
+        rows.append({"dataset": name, "exhaustive": ex, "best_w": best_w, "sweeps": sweeps})
     total = time.monotonic() - started
-    load = (load_before, os.getloadavg()[0])
-    table = render(rows, total, load)
+    table = render(rows, total, (load_before, os.getloadavg()[0]), rounds, seconds)
     print(table)
-    if set(names) == set(DATASETS):
+    if set(names) == set(DATASETS) and rounds >= ROUNDS:
         write_readme(table)
 
 
-def render(rows: list[dict], total: float, load: tuple[float, float]) -> str:
+def render(
+    rows: list[dict], total: float, load: tuple[float, float], rounds: int, seconds: float
+) -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpus} usable CPUs "
-        f"({platform.processor() or platform.machine()}), batch size {BATCH}, "
-        f"benchmark total {total / 60:.1f} min, load average {load[0]:.1f} at the start "
-        "(the 64-worker runs raise it themselves later). "
-        "Targets: recommendation/best ≥ 0.9 (aim 0.95), "
-        "fidelity 0.8–1.25 (aim 0.95–1.05), sweep ≤ 90 s (aim 45 s).",
+        f"({platform.processor() or platform.machine()}), batch size {BATCH}, {rounds} sweeps "
+        f"per dataset, bare loop ≥ {seconds:g} s of whole epochs, benchmark total "
+        f"{total / 60:.1f} min, load average {load[0]:.1f} at the start, {load[1]:.1f} at the "
+        "end. Targets: rec./best ≥ 0.9 on every sweep; fidelity 0.8–1.25; median sweep ≤ the "
+        "exhaustive loop, none over 60 s.",
         "",
-        "| dataset | dlcheck sweep | workers tried | recommended | exhaustive best | "
-        "rec./best (single) | rec./best (side by side) | fidelity (rec.) | "
-        "fidelity (median, range) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| dataset | exhaustive best | picks | worst rec./best | fidelity (range) | "
+        "sweep (median, max) | exhaustive loop | sweep / loop |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        fr = r["fid_range"] or (None, None)
+        sw = r["sweeps"]
+        ratios = [s["ratio"] for s in sw if s["ratio"] is not None]
+        fids = [s["fidelity"] for s in sw if s["fidelity"] is not None]
+        walls = [s["wall_s"] for s in sw]
+        loop = r["exhaustive"]["wall_s"]
+        med = statistics.median(walls) if walls else None
         cells = [
             r["dataset"],
-            f"{r['wall_s']:.0f} s",
-            ",".join(map(str, r["measured"])),
-            f"{r['rec_w']} workers: {fmt(r['rec_bare'])}/s",
-            f"{r['best_w']} workers: {fmt(r['best'])}/s",
-            fmt(r["ratio"], ".2f"),
-            fmt(r["paired"], ".2f"),
-            fmt(r["fid_rec"], ".2f"),
-            f"{fmt(r['fid_median'], '.2f')} ({fmt(fr[0], '.2f')}–{fmt(fr[1], '.2f')})",
+            f"{r['best_w']} workers: {fmt(r['exhaustive']['rates'][r['best_w']])}/s",
+            ",".join(str(s["rec_w"]) for s in sw),
+            fmt(min(ratios) if ratios else None, ".2f"),
+            f"{fmt(min(fids) if fids else None, '.2f')}–{fmt(max(fids) if fids else None, '.2f')}",
+            f"{fmt(med, '.0f')} s, {fmt(max(walls) if walls else None, '.0f')} s",
+            f"{loop:.0f} s",
+            fmt(med / loop if med and loop else None, ".2f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "*rec./best (single)*: the bare loop's samples/s for dlcheck's pick over the exhaustive "
-        "maximum (each the better of two runs for the contenders). *rec./best (side by side)*: "
-        f"the median ratio over {PAIRED_ROUNDS} alternating bare-loop runs of the two settings, "
-        "which removes the maximum's upward bias from noise. *fidelity*: dlcheck's reported "
-        "samples/s over the bare loop's for the same setting.",
+        "*rec./best*: the bare loop's samples/s for dlcheck's pick over the exhaustive best's, "
+        f"median of {PAIRS} alternating fresh runs; the worst over the sweeps. *fidelity*: the "
+        "samples/s dlcheck showed for its pick over the bare loop's. *exhaustive loop*: one "
+        "process building the dataset once and running every worker count in turn.",
         "",
-        "Bare-loop samples/s by num_workers (the exhaustive sweep):",
+        "Exhaustive bare-loop samples/s by num_workers:",
         "",
+        "| dataset | " + " | ".join(str(w) for w in EXHAUSTIVE) + " |",
+        "|---|" + "---:|" * len(EXHAUSTIVE),
     ]
-    lines.append("| dataset | " + " | ".join(str(w) for w in WORKERS) + " |")
-    lines.append("|---|" + "---:|" * len(WORKERS))
     for r in rows:
-        lines.append(f"| {r['dataset']} | " + " | ".join(fmt(r["bare"][w]) for w in WORKERS) + " |")
+        rates = r["exhaustive"]["rates"]
+        lines.append(
+            f"| {r['dataset']} | " + " | ".join(fmt(rates.get(w)) for w in EXHAUSTIVE) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -281,8 +265,23 @@ def write_readme(table: str) -> None:
     README.write_text(text)
 
 
+def _args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
+    ap.add_argument("--rounds", type=int, default=ROUNDS, help="dlcheck sweeps per dataset")
+    ap.add_argument("--truth-seconds", type=float, default=TRUTH_S, help="bare-loop seconds")
+    ap.add_argument("--bare", nargs=2, metavar=("NAME", "WORKERS"), help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--bare":
-        print(json.dumps(bare_loop(sys.argv[2], int(sys.argv[3]))), flush=True)
+    a = _args(sys.argv[1:])
+    if a.bare:
+        ws = [int(w) for w in a.bare[1].split(",")]
+        print(json.dumps(bare_epochs(a.bare[0], ws, a.truth_seconds)), flush=True)
         os._exit(0)  # skip DataLoader teardown
-    main([a for a in sys.argv[1:]] or DATASETS)
+    names = [n for n in a.datasets.split(",") if n]
+    unknown = set(names) - set(DATASETS)
+    if unknown:
+        raise SystemExit(f"unknown datasets {sorted(unknown)}; choose from {DATASETS}")
+    main(names, a.rounds, a.truth_seconds)

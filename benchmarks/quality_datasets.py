@@ -1,9 +1,11 @@
-"""The four cost structures of the profile-quality benchmark (usable as dlcheck TARGETs).
+"""The six cost structures of the profile-quality benchmark (usable as dlcheck TARGETs).
 
 - ``tiny``: a few bytes per sample; worker IPC costs more than the work.
 - ``cpu``: ~1 ms of pure-Python CPU work per sample (holds the GIL; scales with cores).
 - ``io``: ~4 ms of sleeping "I/O" per sample (scales with workers well past the cores).
-- ``big``: ~600 KB float32 tensors (3x224x224) per sample; copying dominates.
+- ``big``: ~600 KB float32 tensors (3x224x224) per sample, 20,000 of them; copying dominates.
+- ``demo``: dlcheck's own demo, 4,096 JPEGs decoded per sample: short epochs, CPU-bound.
+- ``slow``: like ``cpu`` (20,000 samples), but its factory takes 3 s (a slow index build).
 
 ``cpu``'s loop count comes from ``DLCHECK_BENCH_CPU_ITERS`` (calibrated once by the benchmark
 so every process does the same work).
@@ -48,11 +50,12 @@ class Tiny(Dataset):
 
 
 class CpuBound(Dataset):
-    def __init__(self, iters: int):
+    def __init__(self, iters: int, length: int = 200_000):
         self.iters = iters
+        self.length = length
 
     def __len__(self) -> int:
-        return 200_000
+        return self.length
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
         return torch.tensor([burn(self.iters) % 1000], dtype=torch.float32), idx % 10
@@ -72,7 +75,7 @@ class BigTensors(Dataset):
         self.base = torch.rand(3, 224, 224)  # 602 KB of float32
 
     def __len__(self) -> int:
-        return 200_000
+        return 20_000
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
         return self.base.clone(), idx % 10
@@ -95,4 +98,16 @@ def big() -> Dataset:
     return BigTensors()
 
 
-FACTORIES = {"tiny": tiny, "cpu": cpu, "io": io, "big": big}
+def demo() -> Dataset:
+    from dlcheck.profile.demo import demo_dataset
+
+    return demo_dataset()
+
+
+def slow() -> Dataset:
+    time.sleep(3.0)  # what a slow factory (listing a bucket, building an index) costs
+    iters = int(os.environ.get(CPU_ITERS_ENV) or calibrate_cpu_iters())
+    return CpuBound(iters, 20_000)
+
+
+FACTORIES = {"tiny": tiny, "cpu": cpu, "io": io, "big": big, "demo": demo, "slow": slow}

@@ -140,3 +140,37 @@ def test_a_huge_dataset_gets_bounded_epochs() -> None:
     assert len(build_loader(own, s, epoch_batches=cap)) == cap
     indices = list(iter(build_loader(ds, s, epoch_batches=cap).sampler))
     assert len(indices) == len(set(indices)) == cap * 64
+
+
+def _costed(w: int, rate: float, cpu_ms: float, main_busy: float = 0.3) -> SettingResult:
+    from dlcheck.profile.records import CostFigures
+
+    st = stats.Steady(rate, rate / 64, None, 0.01, 5, 100, 1.0)
+    cost = CostFigures(cpu_ms if w else None, 2.0, main_busy, 600_000)
+    return SettingResult(
+        Setting(w, 64, prefetch_factor=2).normalised(), ok=True, stats=st, cost=cost
+    )
+
+
+def test_the_cost_figures_name_the_bottleneck_with_evidence() -> None:
+    cpu = [_costed(0, 600, 0, 0.99), _costed(1, 900, 1.0), _costed(2, 1800, 1.0)]
+    cpu += [_costed(4, 1850, 1.0)]
+    rec = search.recommend(cpu, usable_cpus=2)[0]
+    assert rec.reason.startswith("CPU-bound: 2 workers give 1,800/s")
+    assert "workers busy 1.8 of 2 usable cores; 1.00 ms CPU per sample" in rec.reason
+    wait = [_costed(w, 250.0 * max(w, 1), 0.1) for w in (0, 1, 2, 4, 8, 16)]
+    wait += [_costed(32, 4050, 0.1)]
+    rec = search.recommend(wait, usable_cpus=2)[0]
+    assert rec.reason.startswith("wait-bound") and "workers mostly idle" in rec.reason
+
+
+def test_cpu_bound_work_skips_worker_counts_that_cannot_win() -> None:
+    rates = {0: 600.0, 1: 900.0, 2: 1800.0, 4: 1850.0, 8: 1900.0, 16: 1950.0, 32: 2000.0}
+
+    def measure(s: Setting, rnd: int, shard: tuple[int, int] | None) -> SettingResult:
+        return _costed(s.num_workers, rates[s.num_workers], 1.0)
+
+    planner = AdaptivePlanner(SweepSpace(batch_sizes=[64], usable_cpus=2))
+    results = run_sweep(planner, measure).results
+    assert max(r.setting.num_workers for r in results) == 4
+    assert planner.notes and planner.notes[0].startswith("8+ workers skipped: CPU-bound")

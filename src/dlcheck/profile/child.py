@@ -465,6 +465,43 @@ class _Peaks(threading.Thread):
         self._stop_evt.set()
 
 
+class _CpuMeter:
+    """CPU seconds used by the workers (this process's children) and by this process.
+
+    Non-persistent workers exit at the end of each epoch and take their counters with them, so
+    they are read right before: when an epoch's last batch arrives, and when measuring stops.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._me = psutil.Process()
+        self._last: dict[int, float] = {}
+        self.workers_s = 0.0
+        self._main0 = self._main()
+
+    def _main(self) -> float:
+        t = self._me.cpu_times()
+        return float(t.user + t.system)
+
+    def sample_workers(self) -> None:
+        with contextlib.suppress(Exception):
+            for p in self._me.children(recursive=True):
+                try:
+                    t = p.cpu_times()
+                except self._psutil.Error:
+                    continue
+                used = float(t.user + t.system)
+                prev = self._last.get(p.pid, 0.0)
+                if used > prev:
+                    self.workers_s += used - prev
+                    self._last[p.pid] = used
+
+    def main_s(self) -> float:
+        return self._main() - self._main0
+
+
 # ---------------------------------------------------------------- measuring one setting
 
 
@@ -601,6 +638,11 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     h2d_bytes: list[int] = []
     peaks = _Peaks()
     peaks.start()
+    cpu = _CpuMeter()
+    epoch_len = None
+    with contextlib.suppress(TypeError):
+        epoch_len = len(loader)
+    batch_bytes = None
     epochs: list[EpochTrace] = []
     notes: list[str] = []
     error: dict[str, Any] | None = None
@@ -639,9 +681,15 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                     sizes.append(batch_len(batch, auto_batched, fallback))
                     # No `del batch`: like `for batch in loader`, the previous batch stays alive
                     # while the next is fetched (freeing it first would flatter large batches).
+                    if epoch_len is not None and len(times) == epoch_len:
+                        cpu.sample_workers()  # the workers exit with the epoch's end
                     if first_at is None:
                         first_at = now
                         peaks.sample()
+                        with contextlib.suppress(Exception):
+                            from dlcheck.cuda import nbytes
+
+                            batch_bytes = nbytes(batch)
                     # Incremental (O(1) per batch): fast loaders must not pay for the bookkeeping.
                     n = max(0, len(times) - skip)
                     s = times[-1] - times[skip - 1] if n else 0.0
@@ -658,6 +706,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         )
                     if plan.done(done_batches + n, done_s + s, now - first_at, now=now):
                         stop = True
+                        cpu.sample_workers()
                         break
             finally:
                 epochs.append(
@@ -704,6 +753,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         }
     finally:
         peaks.stop()
+    wall = time.perf_counter() - t0
     with contextlib.suppress(Exception):
         peaks.sample()
     result: dict[str, Any] = {
@@ -720,6 +770,14 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
             for e in epochs
         ],
         "real_epoch_samples": real_samples,
+        "cost": {
+            "worker_cpu_s": cpu.workers_s,
+            "main_cpu_s": cpu.main_s(),
+            "samples": sum(sum(e.samples) for e in epochs),
+            "batches": sum(len(e.times_s) for e in epochs),
+            "batch_bytes": batch_bytes,
+            "wall_s": wall,
+        },
         "peak_uss_bytes": peaks.uss or None,
         "peak_pss_bytes": peaks.pss or None,
         "peak_shm_bytes": peaks.shm,

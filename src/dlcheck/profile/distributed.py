@@ -126,7 +126,7 @@ def result_record(result: SettingResult) -> dict[str, Any]:
 
 def result_from_record(d: Mapping[str, Any]) -> SettingResult:
     """Inverse of :func:`result_record`."""
-    from dlcheck.profile.records import GpuFigures, Setting, SettingResult, Steady
+    from dlcheck.profile.records import CostFigures, GpuFigures, Setting, SettingResult, Steady
     from dlcheck.profile.sweep import epoch_from_dict
 
     st = d.get("stats")
@@ -138,13 +138,14 @@ def result_from_record(d: Mapping[str, Any]) -> SettingResult:
         stats = Steady(**{k: v for k, v in st.items() if k in Steady.__dataclass_fields__})
     gpu = d.get("gpu")
     epochs = [epoch_from_dict(e) for e in d.get("epochs") or []]
-    skip = {"setting", "stats", "gpu", "epochs"}
+    skip = {"setting", "stats", "gpu", "epochs", "cost", "interval"}
     rest = {k: v for k, v in d.items() if k in SettingResult.__dataclass_fields__ and k not in skip}
     return SettingResult(
         setting=Setting.from_dict(d["setting"]),
         stats=stats,
         gpu=GpuFigures(**gpu) if gpu else None,
         epochs=epochs,
+        cost=CostFigures(**d["cost"]) if d.get("cost") else None,
         **rest,
     )
 

@@ -97,6 +97,22 @@ class GpuFigures:
 
 
 @dataclass(frozen=True)
+class CostFigures:
+    """Where a setting's time goes: the evidence a bottleneck is named from."""
+
+    worker_cpu_ms_per_sample: float | None  # CPU time of all workers per sample delivered
+    main_cpu_ms_per_batch: float | None  # the main process's CPU time per batch received
+    main_busy: float | None  # share of one core the main process used while measuring
+    batch_bytes: int | None  # bytes of tensors per batch (through shared memory with workers)
+
+    def workers_busy_cores(self, samples_per_s: float | None) -> float | None:
+        """Cores the workers keep busy at this rate."""
+        if self.worker_cpu_ms_per_sample is None or not samples_per_s:
+            return None
+        return self.worker_cpu_ms_per_sample / 1000 * samples_per_s
+
+
+@dataclass(frozen=True)
 class Steady:
     """Steady-state statistics derived from the raw traces."""
 
@@ -147,6 +163,7 @@ class SettingResult:
     epochs: list[EpochTrace] = field(default_factory=list)
     output: list[str] = field(default_factory=list)  # the user's prints/warnings, deduplicated
     real_epoch_samples: int | None = None  # samples in one real epoch (bounded epochs scale to it)
+    cost: CostFigures | None = None
     # about 95 % of where this setting's figure lies: all its runs pooled, between-run noise
     # included (set by the judgement once the sweep has measured it)
     interval: tuple[float, float] | None = None

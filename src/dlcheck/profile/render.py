@@ -76,6 +76,7 @@ def result_dict(r: SettingResult, *, raw: bool = False) -> dict[str, Any]:
         "latency_ms": st.latency_ms if st else {},
         "stalls": st.stalls if st else 0,
         "interval": list(r.interval) if r.interval else None,
+        "cost": to_jsonable(r.cost) if r.cost else None,
         "basis": st.basis if st else None,
         "steady_samples_per_s": st.steady_samples_per_s if st else None,
         "epochs_timed": st.epochs_timed if st else 0,

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dlcheck.profile.records import Recommendation, Setting, SettingResult
+from dlcheck.profile.records import CostFigures, Recommendation, Setting, SettingResult
 from dlcheck.profile.stats import (
     between_run_noise,
     interval,
@@ -54,6 +54,12 @@ class Estimate:
     @property
     def ok(self) -> bool:
         return self.samples_per_s is not None
+
+    @property
+    def cost(self) -> CostFigures | None:
+        """The cost figures of the latest run that has them."""
+        costs = [r.cost for r in self.results if r.ok and r.cost is not None]
+        return costs[-1] if costs else None
 
     @property
     def interval(self) -> tuple[float, float] | None:
@@ -208,6 +214,25 @@ class AdaptivePlanner:
         self.space = space
         self.seq = worker_sequence(space.max_workers)
         self.primary = (space.pin_memory[0], space.prefetch[0], space.persistent[0])
+        self.notes: list[str] = []  # settings skipped by the cost model, and why
+
+    def _cannot_win(self, w: int, measured: list[Estimate]) -> str | None:
+        """Why ``w`` workers cannot beat what was measured, from the cost figures (or None).
+
+        CPU-bound work that already keeps the usable cores busy gains nothing from more
+        workers than twice the cores (unless the workers wait, which the figures would show).
+        """
+        cores = self.space.usable_cpus
+        if w <= 2 * cores:
+            return None
+        for e in measured:
+            found = bottleneck(e, cores)
+            if found and found[0] == "cpu" and e.setting.num_workers >= cores:
+                return (
+                    f"{w}+ workers skipped: CPU-bound at {e.setting.num_workers} workers "
+                    f"({found[1]}), so more workers cannot add cores"
+                )
+        return None
 
     def _primary(self, w: int, bs: int | None) -> Setting:
         pin, pf, per = self.primary
@@ -222,14 +247,22 @@ class AdaptivePlanner:
         # 1. The doubling search, per batch size.
         for bs in space.batch_sizes:
             rates = []
+            measured: list[Estimate] = []
             for w in self.seq:
                 s = self._primary(w, bs)
                 e = est.get(s.key())
                 if e is None:
                     if rates and doubling_done(rates, space.need, space.usable_cpus):
                         break
+                    why = self._cannot_win(w, measured) if space.need is None else None
+                    if why:
+                        if why not in self.notes:
+                            self.notes.append(why)
+                        break
                     return [(s, 0)]
                 rates.append((w, e.samples_per_s, e.rel_noise))
+                if e.ok:
+                    measured.append(e)
         # 2. Spend repeats where the recommendation could flip.
         for bs in space.batch_sizes:
             for s, rnd in self._uncertain(bs, est, results):
@@ -350,6 +383,42 @@ def dataloader_line(s: Setting, *, own_loader: bool, own_batching: str | None) -
     return f"DataLoader({', '.join(args)})"
 
 
+#: Workers busy on at least this share of the usable cores: CPU-bound.
+CPU_BOUND_SHARE = 0.8
+#: Workers busy on less than this share of the cores they could use: mostly waiting.
+WAIT_SHARE = 0.5
+#: The main process busy on at least this share of a core: it is the bottleneck.
+MAIN_BOUND = 0.85
+
+
+def bottleneck(e: Estimate, usable_cpus: int) -> tuple[str, str] | None:
+    """(kind, evidence) from the cost figures: cpu, wait or main; None without figures."""
+    c = e.cost
+    if c is None:
+        return None
+    w = e.setting.num_workers
+    cores = f"{usable_cpus} usable core{'s' if usable_cpus != 1 else ''}"
+    main = ""
+    if c.main_cpu_ms_per_batch is not None:
+        size = f", {c.batch_bytes / 1e6:.1f} MB per batch" if c.batch_bytes else ""
+        main = f"main process {c.main_cpu_ms_per_batch:.1f} ms CPU per batch{size}"
+    if w == 0:
+        busy = c.main_busy or 0.0
+        kind = "main" if busy >= MAIN_BOUND else "wait"
+        return kind, f"main process busy {busy:.2f} of a core; {main}" if main else ""
+    busy_cores = c.workers_busy_cores(e.samples_per_s)
+    if busy_cores is None:
+        return None
+    per = f"{c.worker_cpu_ms_per_sample:.2f} ms CPU per sample"
+    if busy_cores >= CPU_BOUND_SHARE * min(w, usable_cpus):
+        return "cpu", f"workers busy {busy_cores:.1f} of {cores}; {per}"
+    if (c.main_busy or 0.0) >= MAIN_BOUND:
+        return "main", f"main process busy {c.main_busy:.2f} of a core ({main}); workers {per}"
+    if busy_cores < WAIT_SHARE * min(w, usable_cpus):
+        return "wait", f"workers mostly idle: busy {busy_cores:.1f} of {cores}; {per}"
+    return None
+
+
 def reason(
     rec: Estimate,
     group: list[Estimate],
@@ -359,6 +428,32 @@ def reason(
     max_workers: int = MAX_WORKERS,
 ) -> str:
     """One line saying why this setting (pure; shown under the table and in the JSON)."""
+    text = _curve_reason(rec, group, usable_cpus=usable_cpus, need=need, max_workers=max_workers)
+    found = bottleneck(rec, usable_cpus) if need is None else None
+    if not found or not found[1]:
+        return text
+    kind, evidence = found
+    w = rec.setting.num_workers
+    if w and text.startswith(("CPU-bound", "I/O- or wait-bound")):
+        # The cost figures, not the curve's shape, name the bottleneck.
+        within = text[text.index(" (", text.index(")")) :] if "within noise" in text else ""
+        head = {
+            "cpu": "CPU-bound",
+            "wait": "wait-bound (I/O, sleeps, remote reads)",
+            "main": "main-process/IPC-bound",
+        }[kind]
+        return f"{head}: {w} workers give {_fmt(rec.samples_per_s)}{within}; {evidence}"
+    return f"{text}; {evidence}"
+
+
+def _curve_reason(
+    rec: Estimate,
+    group: list[Estimate],
+    *,
+    usable_cpus: int,
+    need: float | None,
+    max_workers: int = MAX_WORKERS,
+) -> str:
     ok = [e for e in group if e.ok]
     best = max(ok, key=lambda e: e.samples_per_s or 0.0)
     w = rec.setting.num_workers
@@ -420,6 +515,8 @@ def recommend(
     out = []
     for bs in sizes:
         group = [e for e in est if e.setting.batch_size == bs and e.ok]
+        # Figures marked unreliable neither win nor serve as the best to compare with.
+        group = [e for e in group if e.reliable] or group
         rec = choose(group, bs, need)
         if rec is None:
             continue

@@ -271,6 +271,19 @@ def start_template(
     return server, shape, None
 
 
+def _busy_machine(usable_cpus: int) -> str | None:
+    """A note when other work already keeps the cores busy (figures then vary run to run, and
+    starved workers look idle to the cost model)."""
+    with contextlib.suppress(OSError, AttributeError):
+        load = os.getloadavg()[0]
+        if load > 1.5 * usable_cpus:
+            return (
+                f"the machine is busy (load average {load:.1f} on {usable_cpus} usable cores): "
+                "figures vary more between runs and the bottleneck may be misnamed"
+            )
+    return None
+
+
 def _flags(value: str | None, default: list[bool]) -> list[bool]:
     if value is None:
         return default
@@ -551,6 +564,9 @@ def _profile(
     space, notes = build_space(opts, shape)
     if why_fresh:
         notes.append(why_fresh)
+    busy = _busy_machine(space.usable_cpus)
+    if busy:
+        notes.append(busy)
     isolation = "fresh" if server is None and obj is None else "fork"
     report = ProfileReport(
         target=target,
@@ -585,6 +601,8 @@ def _profile(
             write_output(report, opts.output)
         raise
     report.budget_exhausted = sweep.budget_exhausted
+    for note in getattr(planner, "notes", []):
+        report.options["notes"].append(note)
     _finish(report, opts, space, started)
     report.checks = _checks(report, opts)
     if opts.output:

@@ -232,7 +232,20 @@ def training_rate(
     done = [e for e in epochs if e.complete and e.times_s and e.ended_s is not None]
     if num_workers == 0 or not done:
         ok = num_workers == 0 or steady.basis == "epoch" or (steady.spans_depths or 0) >= 3
-        return _replace(steady, steady_samples_per_s=steady.samples_per_s, reliable=ok)
+        flat = [x for e in epochs for x in steady_intervals(e, depth, num_workers)]
+        dt = sum(d for d, _ in flat)
+        if steady.basis != "steady" or dt <= 0 or not steady.samples_per_s:
+            return _replace(steady, steady_samples_per_s=steady.samples_per_s, reliable=ok)
+        # Samples over the whole steady wall time, pauses included (the windows' median
+        # would leave out the preemptions and GC pauses training also pays for).
+        rate = sum(n for _, n in flat) / dt
+        return _replace(
+            steady,
+            samples_per_s=rate,
+            batches_per_s=(steady.batches_per_s or 0) * rate / steady.samples_per_s or None,
+            steady_samples_per_s=steady.samples_per_s,
+            reliable=ok,
+        )
     walls = [float(e.ended_s) - e.started_s for e in done]  # type: ignore[arg-type]
     counts = [sum(e.samples) for e in done]
     batches = sum(len(e.times_s) for e in done)

@@ -15,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlcheck.profile.records import EpochTrace, GpuFigures, Setting, SettingResult
+from dlcheck.profile.records import (
+    CostFigures,
+    EpochTrace,
+    GpuFigures,
+    Setting,
+    SettingResult,
+)
 from dlcheck.profile.search import Planner
 from dlcheck.profile.stats import training_rate
 
@@ -84,6 +90,21 @@ def epoch_from_dict(e: dict[str, Any]) -> EpochTrace:
     )
 
 
+def cost_figures(raw: dict[str, Any] | None, setting: Setting) -> CostFigures | None:
+    """Per-sample and per-batch CPU figures from the child's counters."""
+    if not raw or not raw.get("samples") or not raw.get("batches"):
+        return None
+    wall = float(raw.get("wall_s") or 0.0)
+    return CostFigures(
+        worker_cpu_ms_per_sample=(
+            1000 * float(raw["worker_cpu_s"]) / raw["samples"] if setting.num_workers else None
+        ),
+        main_cpu_ms_per_batch=1000 * float(raw["main_cpu_s"]) / raw["batches"],
+        main_busy=float(raw["main_cpu_s"]) / wall if wall > 0 else None,
+        batch_bytes=raw.get("batch_bytes"),
+    )
+
+
 def result_from_value(
     setting: Setting, value: dict[str, Any], *, wall_s: float, baseline: bool
 ) -> SettingResult:
@@ -132,6 +153,7 @@ def result_from_value(
         ok=ok,
         baseline=baseline,
         real_epoch_samples=real,
+        cost=cost_figures(value.get("cost"), setting),
         error_kind=err.get("kind") if err else None,
         error=err.get("message") if err else None,
         hint=err.get("hint") if err else None,
