@@ -423,12 +423,20 @@ def _real_epoch(loader: Any) -> tuple[int | None, int | None]:
 class _Peaks(threading.Thread):
     """Samples USS/PSS of the main process plus its workers and /dev/shm use, keeping peaks."""
 
-    def __init__(self, interval_s: float = 0.5):
+    def __init__(
+        self,
+        interval_s: float = 0.5,
+        limit_bytes: int | None = None,
+        shm_limit_bytes: int | None = None,
+    ):
         super().__init__(daemon=True, name="dlcheck-peaks")
         self.interval_s = interval_s
         self.uss = 0
         self.pss = 0
         self.shm = 0
+        self.limit_bytes = limit_bytes
+        self.shm_limit_bytes = shm_limit_bytes
+        self.over: str | None = None  # why the budget stopped this setting
         self._stop_evt = threading.Event()
         from dlcheck.host import shm_used_bytes
 
@@ -451,10 +459,37 @@ class _Peaks(threading.Thread):
         self.uss = max(self.uss, uss)
         self.pss = max(self.pss, pss)
         used = self._shm_used()
+        shm = 0
         if used is not None:
-            self.shm = max(self.shm, used - self._shm_base)
-        # Reading smaps of many workers costs CPU: sample less often as the pool grows.
-        self.interval_s = max(0.5, len(procs) / 16)
+            shm = max(0, used - self._shm_base)
+            self.shm = max(self.shm, shm)
+        # Reading smaps of many workers costs CPU: sample less often as the pool grows
+        # (but at least 4 times a second while a budget is watched).
+        slowest = 0.25 if self.limit_bytes else 0.5
+        self.interval_s = max(slowest, len(procs) / 16) if not self.limit_bytes else slowest
+        self._enforce(pss + shm, shm, procs[1:])
+
+    def _enforce(self, held: int, shm: int, workers: list[Any]) -> None:
+        """Over the budget: remember why and kill the workers (the loop then stops)."""
+        if self.over is not None:
+            return
+        if self.limit_bytes and held > self.limit_bytes:
+            self.over = (
+                f"stopped: the process tree held {held / 1e9:.2f} GB (PSS + /dev/shm), over the "
+                f"memory budget of {self.limit_bytes / 1e9:.2f} GB"
+            )
+        elif self.shm_limit_bytes and shm > self.shm_limit_bytes:
+            self.over = (
+                f"stopped: {shm / 1e9:.2f} GB in /dev/shm, over the /dev/shm budget of "
+                f"{self.shm_limit_bytes / 1e9:.2f} GB"
+            )
+        else:
+            return
+        import signal
+
+        for w in workers:
+            with contextlib.suppress(Exception):
+                w.send_signal(signal.SIGKILL)
 
     def run(self) -> None:
         while not self._stop_evt.wait(self.interval_s):
@@ -636,7 +671,9 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         gpu = get_cuda()
     h2d_ms: list[float] = []
     h2d_bytes: list[int] = []
-    peaks = _Peaks()
+    peaks = _Peaks(
+        limit_bytes=request.get("max_memory_bytes"), shm_limit_bytes=request.get("max_shm_bytes")
+    )
     peaks.start()
     cpu = _CpuMeter()
     epoch_len = None
@@ -708,6 +745,8 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         stop = True
                         cpu.sample_workers()
                         break
+                    if peaks.over is not None:
+                        raise _OverBudget()
             finally:
                 epochs.append(
                     EpochTrace(started, tuple(times), tuple(sizes), complete, ended, capped)
@@ -728,6 +767,8 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                 whole = sum(1 for e in epochs if e.complete)
                 if plan.done(done_batches, done_s, now - first_at, now=now, epochs=whole):
                     stop = True
+    except _OverBudget:
+        error = _over_budget(peaks.over)
     except _Empty:
         error = {
             "kind": "empty",
@@ -736,21 +777,10 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
             "(with workers, each worker must get a share of the stream).",
         }
     except Exception as exc:
-        text = "".join(traceback.format_exception_only(type(exc), exc))
-        failure = explain_exception(type(exc).__name__, text, num_workers=setting.num_workers)
-        if failure.kind == "worker_died":
-            # DataLoader only says "exited unexpectedly": ask the dead workers how they ended.
-            dead = _dead_workers(iterator)
-            if dead:
-                failure = explain_exception(
-                    type(exc).__name__, dead, num_workers=setting.num_workers
-                )
-        error = {
-            "kind": failure.kind,
-            "message": failure.message,
-            "hint": failure.hint,
-            "detail": traceback.format_exc(),
-        }
+        if peaks.over is not None:  # the watcher killed the workers: not the dataset's fault
+            error = _over_budget(peaks.over)
+        else:
+            error = _failure(exc, setting, iterator)
     finally:
         peaks.stop()
     wall = time.perf_counter() - t0
@@ -789,6 +819,36 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     if request.get("gpu"):
         result["gpu"] = _gpu_figures(gpu, h2d_ms, h2d_bytes, setting.pin_memory)
     return result
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _over_budget(why: str | None) -> dict[str, Any]:
+    return {
+        "kind": "over_budget",
+        "message": why or "stopped: over the memory budget",
+        "hint": "Use fewer workers, a smaller prefetch_factor or batch size, or raise "
+        "--max-memory.",
+    }
+
+
+def _failure(exc: BaseException, setting: Setting, iterator: Any) -> dict[str, Any]:
+    """The error of a setting whose loop raised: one sentence and a hint (tagged failures)."""
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    failure = explain_exception(type(exc).__name__, text, num_workers=setting.num_workers)
+    if failure.kind == "worker_died":
+        # DataLoader only says "exited unexpectedly": ask the dead workers how they ended.
+        dead = _dead_workers(iterator)
+        if dead:
+            failure = explain_exception(type(exc).__name__, dead, num_workers=setting.num_workers)
+    return {
+        "kind": failure.kind,
+        "message": failure.message,
+        "hint": failure.hint,
+        "detail": traceback.format_exc(),
+    }
 
 
 def _dead_workers(iterator: Any) -> str:

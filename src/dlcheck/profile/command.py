@@ -82,6 +82,12 @@ def profile_command(
     tolerance: float = typer.Option(
         0.10, "--tolerance", help="Allowed drop vs --baseline (0.10 = 10%)."
     ),
+    max_memory: str = typer.Option(
+        None,
+        "--max-memory",
+        help="Most memory a setting may hold (PSS of its processes + /dev/shm), e.g. 2GB. "
+        "Default: half the available memory.",
+    ),
     isolation: str = typer.Option(
         "auto",
         "--isolation",
@@ -115,6 +121,16 @@ def profile_command(
         for name, v in (("--duration", duration), ("--stall-timeout", stall_timeout)):
             if v is not None and v <= 0:
                 raise UsageError(f"{name} must be positive, got {v:g}.")
+        memory_cap = None
+        if max_memory is not None:
+            from dlcheck.profile.budget import parse_size
+
+            try:
+                memory_cap = parse_size(max_memory)
+            except ValueError:
+                raise UsageError(
+                    f"--max-memory {max_memory!r} is not a size.", "Use e.g. 2GB, 512MB or 1.5GiB."
+                ) from None
         if isolation not in ("auto", "fresh"):
             raise UsageError(f"--isolation {isolation!r}: use auto or fresh.")
         if output and not output.lower().endswith((".json", ".csv")):
@@ -148,6 +164,7 @@ def profile_command(
             tolerance=tolerance,
             output=output,
             isolation=isolation,
+            max_memory=memory_cap,
         )
         for v in (opts.pin_memory, opts.persistent_workers):
             if v is not None and v.lower() not in ("on", "off", "both"):

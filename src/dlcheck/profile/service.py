@@ -71,6 +71,7 @@ class ProfileOptions:
     output: str | None = None
     shard: tuple[int, int] | None = None
     isolation: str = "auto"  # auto: fork each setting from one build; fresh: a new process each
+    max_memory: int | None = None  # bytes a setting's process tree may hold; None: a safe share
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,16 @@ class ProfileReport:
         return [r for r in self.results if not r.ok]
 
     @property
+    def broken(self) -> list[SettingResult]:
+        """Failed settings, less those the memory budget skipped or stopped (a limit, not a
+        fault of the user's code)."""
+        return [r for r in self.failed if r.error_kind != "over_budget"]
+
+    @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        if self.failed or any(c.status is Status.FAIL for c in self.checks):
+        if self.broken or any(c.status is Status.FAIL for c in self.checks):
             return 1
         return 0
 
@@ -340,6 +347,8 @@ def _measure_fn(
     baseline: Setting | None,
     relay: Relay | None = None,
     server: Any = None,
+    budget: Any = None,
+    history: list[SettingResult] | None = None,
 ) -> Callable[[Setting, int, tuple[int, int] | None], SettingResult]:
     """Measure one setting: forked from ``server`` (a template) when given, else a new child."""
     from dlcheck.proc import run_child
@@ -354,6 +363,25 @@ def _measure_fn(
             "shard": list(shard) if shard else None,
             "gpu": shape.cuda,
         }
+        if budget is not None:
+            from dlcheck.profile.budget import skip_reason
+            from dlcheck.profile.sweep import failed_result
+
+            why = skip_reason(setting, history or [], budget)
+            if why:
+                result = failed_result(
+                    setting,
+                    "over_budget",
+                    why,
+                    hint="Raise --max-memory to measure it, or use fewer workers.",
+                    baseline=setting == baseline,
+                )
+                if progress:
+                    progress({"type": "start", "setting": setting, "round": rnd})
+                    progress({"type": "done", "setting": setting, "result": result})
+                return result
+            request["max_memory_bytes"] = budget.memory_bytes
+            request["max_shm_bytes"] = budget.shm_bytes
         if opts.duration is not None:
             request["duration_s"] = opts.duration
         else:
@@ -406,8 +434,8 @@ def _checks(report: ProfileReport, opts: ProfileOptions) -> list[Check]:
     checks = []
     rec = report.recommended
     rate = rec.samples_per_s if rec else None
-    if report.failed:
-        n = len(report.failed)
+    if report.broken:
+        n = len(report.broken)
         checks.append(Check("settings", Status.FAIL, f"{n} setting{'s' if n != 1 else ''} failed"))
     if opts.need is not None and rec is not None and not rec.meets_need:
         checks.append(
@@ -582,7 +610,14 @@ def _profile(
         if opts.output:
             write_output(report, opts.output)
 
-    measure = _measure_fn(target, obj, shape, opts, progress, space.baseline, relay, server)
+    from dlcheck.profile.budget import default_budget
+
+    budget = default_budget(opts.max_memory)
+    report.options["memory_budget_bytes"] = budget.memory_bytes
+    report.options["shm_budget_bytes"] = budget.shm_bytes
+    measure = _measure_fn(
+        target, obj, shape, opts, progress, space.baseline, relay, server, budget, report.results
+    )
     try:
         run_sweep(
             planner,
