@@ -280,6 +280,12 @@ class AdaptivePlanner:
                 s = space.setting(w, bs, pin, pf, per)
                 if (s.key(), 0) not in done:
                     return [(s, 0)]
+            # 4. Restarts cost a real share of each epoch: what would persistent workers gain?
+            if w and restart_share(rec) >= RESTART_SHARE and True not in space.persistent:
+                r = rec.setting
+                s = space.setting(w, bs, r.pin_memory, r.prefetch_factor or 2, True)
+                if (s.key(), 0) not in done:
+                    return [(s, 0)]
         return []
 
     def _uncertain(
@@ -381,6 +387,45 @@ def dataloader_line(s: Setting, *, own_loader: bool, own_batching: str | None) -
         if s.start_method:
             args.append(f"multiprocessing_context={s.start_method!r}")
     return f"DataLoader({', '.join(args)})"
+
+
+#: Restarts taking this share of each epoch get persistent_workers=True measured too.
+RESTART_SHARE = 0.1
+
+
+def restart_share(e: Estimate) -> float:
+    """Share of each epoch lost to starting and draining workers (ranking vs steady figure)."""
+    sts = [r.stats for r in e.results if r.ok and r.stats]
+    steady = [st.steady_samples_per_s for st in sts if st.steady_samples_per_s]
+    if not steady or not e.samples_per_s or not any(st.basis.startswith("epochs") for st in sts):
+        return 0.0
+    return max(0.0, 1 - e.samples_per_s / median(steady))
+
+
+def persistence_gain(rec: Estimate, group: list[Estimate]) -> str | None:
+    """What persistent_workers=True gains over the recommendation, when both were measured."""
+    s = rec.setting
+    if not s.num_workers:
+        return None
+    twin = next(
+        (
+            e
+            for e in group
+            if e.ok
+            and e.setting.persistent_workers != s.persistent_workers
+            and (e.setting.num_workers, e.setting.pin_memory, e.setting.prefetch_factor)
+            == (s.num_workers, s.pin_memory, s.prefetch_factor)
+        ),
+        None,
+    )
+    if twin is None or not twin.samples_per_s or not rec.samples_per_s:
+        return None
+    on, off = (twin, rec) if twin.setting.persistent_workers else (rec, twin)
+    gain = (on.samples_per_s or 0.0) / (off.samples_per_s or 1.0) - 1
+    return (
+        f"persistent_workers=True: {_fmt(on.samples_per_s)} vs {_fmt(off.samples_per_s)} "
+        f"({gain:+.0%}; restarts cost {restart_share(off):.0%} of each epoch)"
+    )
 
 
 #: Workers busy on at least this share of the usable cores: CPU-bound.
@@ -530,8 +575,9 @@ def recommend(
                 prefetch_factor=s.prefetch_factor,
                 persistent_workers=s.persistent_workers,
                 samples_per_s=rec.samples_per_s,
-                reason=reason(
-                    rec, group, usable_cpus=usable_cpus, need=need, max_workers=max_workers
+                reason=_with_persistence(
+                    reason(rec, group, usable_cpus=usable_cpus, need=need, max_workers=max_workers),
+                    persistence_gain(rec, group),
                 ),
                 dataloader=dataloader_line(s, own_loader=own_loader, own_batching=own_batching),
                 best_samples_per_s=best.samples_per_s,
@@ -541,6 +587,10 @@ def recommend(
             )
         )
     return out
+
+
+def _with_persistence(text: str, gain: str | None) -> str:
+    return f"{text}; {gain}" if gain else text
 
 
 def attach_intervals(results: list[SettingResult]) -> None:
