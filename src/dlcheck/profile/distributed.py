@@ -222,57 +222,83 @@ def _run(
     report_error: Callable[[dict[str, Any]], None] | None,
     release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.dist import LauncherStopped, RankFailure, session, worst_exit
+    from dlcheck.dist import session
 
     started = time.monotonic()
-    load_wait = max(opts.stall_timeout, 60.0) * 4 + _GATHER_SLACK_S
-    failure: DlcheckError | None = None
-    with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
-        release_log_var()
-        if progress and ctx.is_root:
-            progress({"type": "describe", "target": target})
-        mine = ctx.capture(lambda: _describe(target, opts))
-        if not mine["ok"] and report_error is not None:
-            report_error(mine["error"])
-        described = ctx.all_gather(mine, stage="load TARGET", wait_s=load_wait)
-        errors = {int(d["rank"]): d["error"] for d in described if not d["ok"]}
-        merged: DistProfileReport | None = None
-        local = 0
-        if errors:
-            local = worst_exit([int(e.get("exit_code") or 1) for e in errors.values()])
-            if ctx.is_root:
-                failure = _load_failure(errors, ctx.world_size)
-        else:
-            box: dict[str, DistProfileReport] = {}
-            try:
-                merged = _sweep(ctx, launch, target, opts, described, progress, started, box)
-            except (RankFailure, LauncherStopped) as exc:
-                partial = box.get("merged")
-                lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
-                if partial is None or lost is None or not partial.report.results:
-                    raise
-                # The group is broken (no more collectives), but rank 0 still holds what every
-                # rank measured so far: print it with the lost rank named.
-                partial.lost = lost.to_dict()
-                partial.agreed_exit = lost.exit_code_agreed
-                partial.report.wall_s = time.monotonic() - started
-                if opts.output:
-                    _write_output(partial, opts.output)
-                render(partial)
-                return partial.exit_code
-            if merged is not None:
-                local = merged.exit_code
-        code = ctx.agree_exit(local)
-        if merged is not None:
-            merged.agreed_exit = code
-            merged.report.wall_s = time.monotonic() - started
-            if opts.output:
-                _write_output(merged, opts.output)
-            render(merged)
+    held: dict[str, Any] = {}  # this rank's template process, closed when the run ends
+    try:
+        with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
+            release_log_var()
+            if progress and ctx.is_root:
+                progress({"type": "describe", "target": target})
+            code, failure = _in_session(
+                ctx, launch, target, opts, render, progress, report_error, started, held
+            )
+    finally:
+        if held.get("server") is not None:
+            held["server"].close()
     if failure is not None:
         failure.exit_code = code  # type: ignore[misc]
         raise failure
     return code
+
+
+def _in_session(
+    ctx: DistSession,
+    launch: LaunchInfo,
+    target: str | None,
+    opts: ProfileOptions,
+    render: Callable[[DistProfileReport], None],
+    progress: ProgressFn | None,
+    report_error: Callable[[dict[str, Any]], None] | None,
+    started: float,
+    held: dict[str, Any],
+) -> tuple[int, DlcheckError | None]:
+    from dlcheck.dist import LauncherStopped, RankFailure, worst_exit
+
+    load_wait = max(opts.stall_timeout, 60.0) * 4 + _GATHER_SLACK_S
+    failure: DlcheckError | None = None
+    mine = ctx.capture(lambda: _describe(target, opts, held))
+    if not mine["ok"] and report_error is not None:
+        report_error(mine["error"])
+    described = ctx.all_gather(mine, stage="load TARGET", wait_s=load_wait)
+    errors = {int(d["rank"]): d["error"] for d in described if not d["ok"]}
+    merged: DistProfileReport | None = None
+    local = 0
+    if errors:
+        local = worst_exit([int(e.get("exit_code") or 1) for e in errors.values()])
+        if ctx.is_root:
+            failure = _load_failure(errors, ctx.world_size)
+    else:
+        box: dict[str, DistProfileReport] = {}
+        try:
+            merged = _sweep(
+                ctx, launch, target, opts, described, progress, started, box, held.get("server")
+            )
+        except (RankFailure, LauncherStopped) as exc:
+            partial = box.get("merged")
+            lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
+            if partial is None or lost is None or not partial.report.results:
+                raise
+            # The group is broken (no more collectives), but rank 0 still holds what every
+            # rank measured so far: print it with the lost rank named.
+            partial.lost = lost.to_dict()
+            partial.agreed_exit = lost.exit_code_agreed
+            partial.report.wall_s = time.monotonic() - started
+            if opts.output:
+                _write_output(partial, opts.output)
+            render(partial)
+            return partial.exit_code, None
+        if merged is not None:
+            local = merged.exit_code
+    code = ctx.agree_exit(local)
+    if merged is not None:
+        merged.agreed_exit = code
+        merged.report.wall_s = time.monotonic() - started
+        if opts.output:
+            _write_output(merged, opts.output)
+        render(merged)
+    return code, failure
 
 
 def _stopped(ctx: DistSession) -> Any:
@@ -287,17 +313,25 @@ def _stopped(ctx: DistSession) -> Any:
     )
 
 
-def _describe(target: str | None, opts: ProfileOptions) -> dict[str, Any]:
+def _describe(
+    target: str | None, opts: ProfileOptions, held: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Resolve TARGET on this rank: built once in a template process (kept in ``held``) that
+    forks a child per setting, unless --isolation fresh or CUDA was initialised in the build."""
     from dlcheck.dist.throughput import local_cpu_info
     from dlcheck.output import to_jsonable
-    from dlcheck.profile.service import DEMO_TARGET, describe_target
+    from dlcheck.profile.service import DEMO_TARGET, describe_target, start_template
 
     if target is not None:
         from dlcheck.target import parse_target
 
         target = parse_target(target).raw
     name = target or DEMO_TARGET
-    shape = describe_target(name, None, stall_timeout=opts.stall_timeout)
+    if held is not None and opts.isolation != "fresh":
+        server, shape, _ = start_template(name, stall_timeout=opts.stall_timeout)
+        held["server"] = server
+    else:
+        shape = describe_target(name, None, stall_timeout=opts.stall_timeout)
     if shape.kind == "map" and shape.length == 0:
         raise DlcheckError(
             "The dataset is empty on this rank, so there is nothing to load.",
@@ -325,6 +359,7 @@ def _sweep(
     progress: ProgressFn | None,
     started: float,
     box: dict[str, DistProfileReport],
+    server: Any = None,
 ) -> DistProfileReport | None:
     from dlcheck.dist.throughput import aggregate_settings
     from dlcheck.profile.records import LoaderShape, Setting
@@ -346,7 +381,7 @@ def _sweep(
     own_progress = None
     if progress is not None and ctx.is_root:
         own_progress = lambda ev: None if ev.get("type") == "done" else progress(ev)  # noqa: E731
-    measure = _measure_fn(name, None, shape, opts, own_progress, space.baseline)
+    measure = _measure_fn(name, None, shape, opts, own_progress, space.baseline, server=server)
     cap = (opts.duration or 8.0) * 4 + opts.stall_timeout + 60 + _GATHER_SLACK_S
 
     merged: DistProfileReport | None = None
