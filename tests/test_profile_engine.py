@@ -72,10 +72,10 @@ def test_child_traces_become_a_whole_epoch_result_with_notes() -> None:
         "epochs": [
             {
                 "started_s": i * 10.0,
-                "times_s": [i * 10.0 + 0.5 + k * 0.05 for k in range(32)],
-                "samples": [64] * 32,
+                "times_s": [i * 10.0 + 0.5 + k * 0.05 for k in range(64)],
+                "samples": [64] * 64,
                 "complete": True,
-                "ended_s": i * 10.0 + 0.5 + 31 * 0.05 + 0.1,
+                "ended_s": i * 10.0 + 0.5 + 63 * 0.05 + 0.1,
                 "capped": True,
             }
             for i in range(3)
@@ -85,7 +85,7 @@ def test_child_traces_become_a_whole_epoch_result_with_notes() -> None:
     r = result_from_value(s, value, wall_s=5.0, baseline=False)
     assert r.ok and r.stats and r.stats.basis == "epochs-extrapolated"
     assert r.real_epoch_samples == 100_000
-    assert any("epochs bounded at 32 batches" in n for n in r.notes)
+    assert any("epochs bounded at 64 batches" in n for n in r.notes)
 
 
 def test_between_run_noise_and_intervals() -> None:

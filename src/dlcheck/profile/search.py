@@ -445,7 +445,12 @@ def bottleneck(e: Estimate, usable_cpus: int) -> tuple[str, str] | None:
     cores = f"{usable_cpus} usable core{'s' if usable_cpus != 1 else ''}"
     main = ""
     if c.main_cpu_ms_per_batch is not None:
-        size = f", {c.batch_bytes / 1e6:.1f} MB per batch" if c.batch_bytes else ""
+        size = ""
+        if c.batch_bytes:
+            b = c.batch_bytes
+            size = (
+                f", {b / 1e6:.1f} MB per batch" if b >= 10**5 else f", {b / 1e3:.0f} KB per batch"
+            )
         main = f"main process {c.main_cpu_ms_per_batch:.1f} ms CPU per batch{size}"
     if w == 0:
         busy = c.main_busy or 0.0
