@@ -880,7 +880,11 @@ def collect_sample_contract(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     facts["collate_error"] = None
     facts["float64_fields"] = []
     if samples and batched:
-        bs = (loader.batch_size if loader is not None else None) or len(samples)
+        # A batch as big as the loader's (a custom batch_sampler's own size when it has one).
+        bs = None
+        if loader is not None:
+            bs = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None)
+        bs = bs if isinstance(bs, int) and bs > 0 else len(samples)
         batch_size = max(2, min(len(samples), bs))
         try:
             out = collate(samples[:batch_size])
