@@ -77,7 +77,9 @@ def crash_origin(exc: BaseException) -> dict[str, Any]:
     bug. A DataLoader worker's exception carries the worker's traceback as text; its frames
     count as the innermost ones.
     """
-    frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+    frames: list[tuple[str, int | None, str]] = [
+        (f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)
+    ]
     if "Original Traceback" in str(exc):
         for line in str(exc).splitlines():
             m = _FRAME.match(line)
@@ -91,12 +93,12 @@ def crash_origin(exc: BaseException) -> dict[str, Any]:
     pick = users[-1] if users else (ours[-1] if ours else len(frames) - 1)
     where = None
     if pick >= 0:
-        path, line, func = frames[pick]
+        path, lineno, func = frames[pick]
         if kinds[pick] == "dlcheck":
             import dlcheck
 
             path = "dlcheck/" + os.path.relpath(path, os.path.dirname(dlcheck.__file__))
-        where = f"{path}:{line} ({func})"
+        where = f"{path}:{lineno} ({func})"
     return {"origin": origin, "where": where}
 
 
@@ -201,7 +203,9 @@ def failure_record(outcome: Any) -> dict[str, Any]:
         if "step" in ev:
             last_step = ev["step"]
             break
-    crash = next((ev["crash"] for ev in reversed(outcome.events) if "crash" in ev), {})
+    crash: dict[str, Any] = next(
+        (ev["crash"] for ev in reversed(outcome.events) if "crash" in ev), {}
+    )
     return {
         "message": outcome.message,
         "kind": (outcome.error or {}).get("kind"),

@@ -81,13 +81,13 @@ def judge_failure(probe: str, failure: Facts, timeout: float) -> Finding:
         return _loader_error_finding(probe, message, "the probe ran")
     if failure.get("origin") == "user":
         # The dataset's own exception, raised where the probe did not expect one.
-        where = failure.get("where")
+        raised_in = failure.get("where")
         return _finding(
             probe,
             Status.FAIL,
             f"The dataset raised while the probe ran: {message}",
             evidence={**evidence, "loader_error": message, "cause": "dataset_exception"},
-            evidence_text=[f"raised in {where}"] if where else [],
+            evidence_text=[f"raised in {raised_in}"] if raised_in else [],
             fix="Fix the exception (-v shows the traceback; `corrupt_samples` lists the "
             "indices that fail).",
         )

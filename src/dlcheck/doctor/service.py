@@ -99,7 +99,7 @@ def run_doctor(
         mode, raw, obj = "target", target_or_object, None
     else:
         mode, raw, obj = "object", f"<{type(target_or_object).__name__} object>", target_or_object
-    options = {
+    options: dict[str, Any] = {
         "workers": workers,
         "scan": scan,
         "timeout": timeout,
@@ -111,7 +111,7 @@ def run_doctor(
         options.update(shard_ranks=[int(r) for r in shard_ranks], shard_fetch=SHARD_FETCH)
     if ranks_on_host and ranks_on_host > 1:
         options["ranks_on_host"] = int(ranks_on_host)
-    request = {"mode": mode, "target": raw if mode == "target" else None}
+    request: dict[str, Any] = {"mode": mode, "target": raw if mode == "target" else None}
     request.update(probes=selected, options=options)
 
     events: list[dict[str, Any]] = []
