@@ -62,9 +62,9 @@ def test_audit_rank_shards_map_fix_names_distributed_sampler() -> None:
 
 
 def test_audit_rank_shards_ignores_data_repeated_within_a_rank() -> None:
-    # A constant stream is repeated data, not a sharding bug.
+    # A constant stream is repeated data, not a sharding bug (nor a proven pass: info).
     f = only(J.audit_rank_shards({0: ["x", "x"], 1: ["x", "x"]}, style="iterable"))
-    assert f.status is Status.PASS
+    assert f.status is Status.INFO and "not judged" in f.message
 
 
 def test_judge_ranks_reports_failing_rank() -> None:
