@@ -86,7 +86,12 @@ def judge_failure(probe: str, failure: Facts, timeout: float) -> Finding:
             probe,
             Status.FAIL,
             f"The dataset raised while the probe ran: {message}",
-            evidence={**evidence, "loader_error": message, "cause": "dataset_exception"},
+            evidence={
+                **evidence,
+                "loader_error": message,
+                "cause": "dataset_exception",
+                "traceback": failure.get("detail"),  # shown with -v
+            },
             evidence_text=[f"raised in {raised_in}"] if raised_in else [],
             fix="Fix the exception (-v shows the traceback; `corrupt_samples` lists the "
             "indices that fail).",

@@ -130,8 +130,9 @@ def _render_finding(f: Finding, console: Any, *, verbose: bool) -> None:
         _hanging(console, "[dim]•[/]", f"[dim]and {more}[/]", INDENT)
     if f.fix and status in (Status.FAIL, Status.WARN, Status.ERROR, Status.INFO):
         _hanging(console, "[bold]fix:[/]", escape(f.fix), INDENT)
-    trace = (f.error or {}).get("traceback")
-    if verbose and trace:
+    # dlcheck's own traceback, or the user's code's one when it raised inside a probe.
+    trace = (f.error or {}).get("traceback") or f.evidence.get("traceback")
+    if verbose and isinstance(trace, str) and trace:
         # Raw, unwrapped and outside any layout, so it can be copied into a bug report.
         console.print(trace.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
 
