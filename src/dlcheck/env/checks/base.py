@@ -7,7 +7,7 @@ A group module declares its group once with :func:`group`, then registers each c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from dlcheck.env.facts import EnvFacts, GpuFacts, TorchFacts
@@ -93,6 +93,8 @@ class CheckSpec:
         return self.id.split(".", 1)[0]
 
 
+#: What a check may name in ``needs``: one per probe, as the fields of :class:`EnvFacts`.
+PROBES = frozenset(f.name for f in fields(EnvFacts))
 #: Group key → title, in report order (the order the group modules are imported in).
 GROUPS: dict[str, str] = {}
 #: Every check, in report order.
@@ -117,6 +119,9 @@ def check(id: str, title: str, *needs: str) -> Callable[[CheckFn], CheckFn]:
             raise ValueError(f"check {id!r}: group {spec.group!r} is not declared")
         if id in SPECS:
             raise ValueError(f"check {id!r} is registered twice")
+        unknown = sorted({n.rstrip("?") for n in needs} - PROBES)
+        if unknown:
+            raise ValueError(f"check {id!r} needs unknown probes: {', '.join(unknown)}")
         REGISTRY.append(spec)
         SPECS[id] = spec
         return fn
