@@ -374,3 +374,18 @@ def test_user_code_raising_inside_a_probe_end_to_end() -> None:
     assert "KeyError: 'label'" in f.message and "test_doctor_shapes.py" in f.evidence_text[0]
     empty = dlcheck.doctor(_EmptyStream(), probes=["shared_rng"], timeout=60)
     assert [g.status for g in empty.findings] == [Status.SKIP], empty.findings
+
+
+def test_probe_list_table_at_80_columns() -> None:
+    from rich.console import Console
+
+    from dlcheck.doctor.render import render_probe_list
+
+    buf = io.StringIO()
+    render_probe_list(Console(file=buf, width=80, color_system=None))
+    text = buf.getvalue()
+    assert "sampler_epoch" in text and "cuda_in_worker" in text  # ids are never wrapped
+    assert "…" not in text
+    from rich.cells import cell_len
+
+    assert max(cell_len(line) for line in text.splitlines()) <= 80

@@ -1,4 +1,5 @@
-"""Child-process side of `dlcheck doctor` (never imported by the CLI's parent process).
+"""Child-process side of `dlcheck doctor`. The parent imports only its stdlib-level helpers
+(:func:`failure_record`, :func:`crash_origin`, :func:`raise_from`); never torch or user code.
 
 The parent starts one *runner* child (:func:`runner`). It imports torch once, loads TARGET
 (seeded), then runs every probe in its own fork of that loaded state through
