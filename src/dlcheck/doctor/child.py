@@ -233,6 +233,13 @@ def runner(request: dict[str, Any], send: Any) -> Any:
     from dlcheck.doctor.facts import describe, make_context, set_seeds, snapshot_threads
     from dlcheck.doctor.records import PROBES_BY_ID, RUN_ORDER
     from dlcheck.proc import run_child
+    from dlcheck.useroutput import Relay
+
+    # The user's prints and warnings in a probe's fork (its workers' too) go up as events,
+    # each distinct line once, tagged with the probe (or rank run) that printed it first.
+    running = {"probe": "load"}
+    relay = Relay(lambda line: send({"kind": "output", "probe": running["probe"], "line": line}))
+    on_output = None if request["options"].get("verbose") else relay.collector()[0]
 
     options = request["options"]
     timeout = float(options.get("timeout", 30.0))
@@ -255,11 +262,13 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             obj=obj_for_fork,
             timeout=timeout,
             stderr_passthrough=bool(options.get("verbose")),
+            on_output=on_output,
         )
         send({"kind": "rank_baseline", "facts": base_out.value if base_out.ok else None})
     if world:
         for rank in ranks:
             send({"kind": "rank_start", "rank": rank})
+            running["probe"] = f"rank {rank}"
             out = run_child(
                 "dlcheck.doctor.child:rank_entry",
                 {
@@ -271,6 +280,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
                 obj=obj_for_fork,
                 timeout=timeout,
                 stderr_passthrough=bool(options.get("verbose")),
+                on_output=on_output,
             )
             send(
                 {
@@ -317,6 +327,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             send({"kind": "probe_done", "probe": probe, "skipped_hang": hung_in})
             continue
         send({"kind": "probe_start", "probe": probe})
+        running["probe"] = probe
 
         def forward(ev: dict[str, Any], probe: str = probe) -> None:
             if "progress" in ev:
@@ -340,6 +351,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             stall_timeout=timeout if scan_probe else None,
             on_event=forward,
             stderr_passthrough=bool(options.get("verbose")),
+            on_output=on_output,
         )
         failure = None if out.ok else failure_record(out)
         if probe == "resources" and isinstance(out.value, dict) and options.get("ranks_on_host"):

@@ -219,12 +219,16 @@ def _shard_work(ctx: DistSession, target: str, opts: dict[str, Any]) -> dict[str
         "fetch": SHARD_FETCH,
         "alarm_s": timeout,  # the shard itself, once TARGET is loaded
     }
+    from dlcheck.useroutput import Relay, write_stderr
+
     started = time.monotonic()
     out = run_child(
         "dlcheck.doctor.child:rank_entry",
         request,
         timeout=LOAD_TIMEOUT_S + timeout + _SHARD_SLACK_S,
         stderr_passthrough=bool(opts["verbose"]),
+        # The rank's own prints reach its stderr, each distinct line once.
+        on_output=None if opts["verbose"] else Relay(write_stderr).collector()[0],
     )
     failure = None if out.ok else failure_record(out)
     if failure is not None and out.signal == "SIGALRM":
