@@ -4,6 +4,9 @@ One module per group, in the order the report shows them (:data:`GROUP_MODULES`)
 its checks, their fix texts and its helpers, and registers them with ``@check`` from
 :mod:`.base` when imported. Each check has a stable id (``group.name``), declares the probes it
 needs, and returns a :class:`Check` whose ``facts`` are the values it looked at.
+
+A new check goes into its group's module; a new group is a new module (it calls
+:func:`~.base.group` once) named in :data:`GROUP_MODULES` where the report should show it.
 """
 
 from __future__ import annotations

@@ -5,13 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dlcheck.env.checks.base import (
-    V,
-    Verdict,
-    check,
-    group,
-    torch_ok,
-)
+from dlcheck.env.checks.base import V, Verdict, check, group, torch_ok
 from dlcheck.env.facts import EnvFacts
 from dlcheck.records import Status
 

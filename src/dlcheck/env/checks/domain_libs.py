@@ -7,15 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlcheck.env import tables
-from dlcheck.env.checks.base import (
-    CheckFn,
-    V,
-    Verdict,
-    check,
-    group,
-    major_minor,
-    skip,
-)
+from dlcheck.env.checks.base import CheckFn, V, Verdict, check, group, major_minor, skip
 from dlcheck.env.facts import EnvFacts
 from dlcheck.records import Status
 

@@ -5,13 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dlcheck.env.checks.base import (
-    V,
-    Verdict,
-    check,
-    group,
-    skip,
-)
+from dlcheck.env.checks.base import V, Verdict, check, group, skip
 from dlcheck.env.facts import EnvFacts
 from dlcheck.records import Status
 

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from dlcheck.env.checks.base import (
-    V,
-    Verdict,
-    check,
-    gib,
-    group,
-    skip,
-    torch_ok,
-)
+from dlcheck.env.checks.base import V, Verdict, check, gib, group, skip, torch_ok
 from dlcheck.env.facts import EnvFacts
 from dlcheck.env.nvml import ABSENT_CODES, cause_and_fix
 from dlcheck.records import Status
