@@ -6,12 +6,14 @@ Plain frozen dataclasses (no torch). Figures are derived in :mod:`dlcheck.trace.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dlcheck.inputbound import Tier
 from dlcheck.records import Status
 
 SCHEMA = "dlcheck.trace/1"
+SCHEMA_FILE = Path(__file__).with_name("schema.json")  # JSON Schema of the document
 
 
 @dataclass(frozen=True)

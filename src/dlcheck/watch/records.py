@@ -7,11 +7,13 @@ the tier and the straggler ratio come from :mod:`dlcheck.inputbound`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dlcheck.inputbound import Tier, describe
 
 SCHEMA = "dlcheck.watch/1"
+SCHEMA_FILE = Path(__file__).with_name("schema.json")  # JSON Schema of the document
 
 
 @dataclass(frozen=True)
