@@ -80,3 +80,30 @@ def hand_timed_loop(
     assert first_at is not None and end is not None
     wall = end - first_at
     return HandTimed(sum(waits) / wall, sum(waits), wall, len(waits) + 1, waits, marks)
+
+
+def profiled_loop(
+    loader: Iterable, path: str, *, skip: int = 2, active: int = 8, step_s: float = STEP_S
+) -> dict[int, tuple[float, float]]:
+    """Profile ``active`` steps after ``skip`` and export the Chrome trace to ``path``.
+
+    Returns, per step number (N of ProfilerStep#N), (wait in next(), step wall) timed by hand.
+    """
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    it = iter(loader)
+    timed: dict[int, tuple[float, float]] = {}
+    sched = schedule(wait=1, warmup=skip - 1, active=active, repeat=1)
+    with profile(activities=[ProfilerActivity.CPU], schedule=sched) as prof:
+        start = time.perf_counter()
+        for k in range(skip + active):
+            a = time.perf_counter()
+            next(it)
+            b = time.perf_counter()
+            torch.nn.functional.relu(torch.ones(8))  # some ops, as a real step has
+            time.sleep(step_s)
+            timed[k] = (b - a, time.perf_counter() - start)
+            prof.step()
+            start = time.perf_counter()
+    prof.export_chrome_trace(path)
+    return timed
