@@ -14,11 +14,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import torch
-from inputbound_loops import BATCH, SAMPLE_S, STEP_S, profiled_loop, sleepy_loader
 from rich.console import Console
 
 from dlcheck.trace.records import SCHEMA_FILE
 from dlcheck.trace.service import run_trace
+from inputbound_loops import BATCH, SAMPLE_S, STEP_S, profiled_loop, sleepy_loader
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -69,10 +69,13 @@ def test_share_matches_hand_timed_loop(traces, workers: int) -> None:
     for s in rank["steps"]:  # and step by step
         wait, wall = timed[s["step"]]
         assert s["loader_wait_ms"] == pytest.approx(1e3 * wait, abs=0.08 * 1e3 * wall)
-    # 0 workers: 16 x 4 ms per batch, 20 ms step -> 0.76; 2 workers -> 0.375 (busy machine: loose)
+    # By construction: 0 workers, 16 x 4 ms per batch and a 20 ms step -> 0.76; 2 workers
+    # -> 0.375. A busy machine can only make the workers slower (a higher share), never faster.
     made = BATCH * SAMPLE_S / max(1, workers)
     expected = (made - STEP_S) / made if workers else made / (made + STEP_S)
-    assert rank["input_bound_share"] == pytest.approx(expected, abs=0.15)
+    assert rank["input_bound_share"] >= expected - 0.1
+    if workers == 0:
+        assert rank["input_bound_share"] == pytest.approx(expected, abs=0.1)
 
 
 def test_several_files_name_the_slowest_rank(traces, tmp_path: Path) -> None:
@@ -175,7 +178,9 @@ def test_host_to_device_copy_outside_next_counts() -> None:
         x("Memcpy DtoH (Device -> Pageable)", 60_000, 5_000, "gpu_memcpy", correlation=8),
     ]  # fmt: skip
     steps, loader, h2d, has_cuda = find_spans(events)
-    r = rank_figures(TraceFile("t.json", None, tuple(steps), tuple(loader), tuple(h2d), has_cuda), 0)
+    r = rank_figures(
+        TraceFile("t.json", None, tuple(steps), tuple(loader), tuple(h2d), has_cuda), 0
+    )
     (s,) = r.steps
     assert has_cuda and s.loader_wait_ms == pytest.approx(20) and s.h2d_wait_ms == pytest.approx(30)
     assert r.input_bound_share == pytest.approx(0.5)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from inputbound_loops import EXPECTED, hand_timed_loop, sleepy_loader
 from rich.console import Console
 
 import dlcheck
@@ -19,6 +18,7 @@ from dlcheck.watch.core import Watch
 from dlcheck.watch.records import SCHEMA_FILE
 from dlcheck.watch.render import verdict_line
 from dlcheck.watch.stats import with_ranks
+from inputbound_loops import EXPECTED, hand_timed_loop, sleepy_loader
 
 TESTS = Path(__file__).parent
 
@@ -49,13 +49,13 @@ def test_share_matches_hand_timed_loop(workers: int) -> None:
     w = dlcheck.watch(sleepy_loader(workers, batches=10), verdict=False)
     hands = [hand_timed_loop(w) for _epoch in range(2)]
     s = w.summary()
-    for hand, fig in zip(hands, s.epoch_figures):
+    for hand, fig in zip(hands, s.epoch_figures, strict=True):
         assert fig.input_bound_share == pytest.approx(hand.share, abs=0.05), (workers, fig, hand)
     total = sum(h.wait_s for h in hands) / sum(h.wall_s for h in hands)
     assert s.input_bound_share == pytest.approx(total, abs=0.05)
-    # Epoch 2 (workers already up) against the answer known by construction: looser, as a
-    # busy machine slows the workers.
-    assert s.epoch_figures[1].input_bound_share == pytest.approx(EXPECTED[workers], abs=0.15)
+    # Epoch 2 (workers already up) against the answer known by construction. A busy machine
+    # can only make the workers slower (a higher share), so only the lower bound is firm.
+    assert s.epoch_figures[1].input_bound_share >= EXPECTED[workers] - 0.1
 
 
 def test_exact_figures_with_a_fake_clock() -> None:
@@ -78,7 +78,8 @@ def test_epochs_break_and_same_objects() -> None:
     items = [object() for _ in range(6)]
     w = dlcheck.watch(items, verdict=False)
     assert len(w) == 6
-    assert list(w) == items and all(a is b for a, b in zip(w, items))  # untouched, 2 epochs
+    # two epochs, and the very same objects
+    assert list(w) == items and all(a is b for a, b in zip(w, items, strict=True))
     for i, _ in enumerate(w):
         if i == 2:
             break

@@ -7,9 +7,9 @@ import sys
 import time
 
 import torch.distributed as dist
-from inputbound_loops import sleepy_loader
 
 import dlcheck
+from inputbound_loops import sleepy_loader
 
 
 def main(out_dir: str) -> None:

@@ -61,7 +61,9 @@ def advice(share: float | None) -> str | None:
             "__getitem__ cheaper, or run `dlcheck profile` on the loader to find a faster setting."
         )
     if t is Tier.MODERATE:
-        return "Some time goes to waiting for data: try more num_workers or a higher prefetch_factor."
+        return (
+            "Some time goes to waiting for data: try more num_workers or a higher prefetch_factor."
+        )
     return None
 
 

@@ -16,7 +16,9 @@ def judge(ranks: Sequence[RankFigures], max_input_bound: float | None) -> list[F
         who = f"rank {r.rank}: " if many else ""
         share = r.input_bound_share
         status = Status.WARN if r.tier in (Tier.MODERATE, Tier.HIGH) else Status.PASS
-        out.append(Finding(f"input_bound.rank{r.rank}", status, who + describe(share), advice(share)))
+        out.append(
+            Finding(f"input_bound.rank{r.rank}", status, who + describe(share), advice(share))
+        )
         if max_input_bound is not None and share is not None and share > max_input_bound:
             out.append(
                 Finding(

@@ -22,9 +22,13 @@ def run_trace(
 ) -> TraceReport:
     """One TraceReport over ``paths`` (one file per rank; ranks from the traces, else order)."""
     if not paths:
-        raise UsageError("No trace file given: pass the file(s) written by prof.export_chrome_trace.")
+        raise UsageError(
+            "No trace file given: pass the file(s) written by prof.export_chrome_trace."
+        )
     if max_input_bound is not None and not 0 <= max_input_bound <= 1:
-        raise UsageError(f"--max-input-bound must be a share between 0 and 1, got {max_input_bound:g}.")
+        raise UsageError(
+            f"--max-input-bound must be a share between 0 and 1, got {max_input_bound:g}."
+        )
     ranks = []
     for i, path in enumerate(paths):
         t = read_trace(path)
@@ -43,11 +47,15 @@ def run_trace(
     seen: dict[int, str] = {}
     for r in ranks:
         if r.rank in seen:
-            raise UsageError(f"{seen[r.rank]} and {r.path} are both rank {r.rank}: pass one file per rank.")
+            raise UsageError(
+                f"{seen[r.rank]} and {r.path} are both rank {r.rank}: pass one file per rank."
+            )
         seen[r.rank] = r.path
     ranks.sort(key=lambda r: r.rank)
     findings = judge(ranks, max_input_bound)
-    slowest, ratio = straggler({r.rank: r.wait_per_step_s for r in ranks}) if len(ranks) > 1 else (None, None)
+    slowest, ratio = (
+        straggler({r.rank: r.wait_per_step_s for r in ranks}) if len(ranks) > 1 else (None, None)
+    )
     return TraceReport(
         ranks=tuple(ranks),
         findings=tuple(findings),

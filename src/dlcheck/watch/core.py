@@ -71,6 +71,19 @@ class Watch(Generic[T]):
         self._epochs[index] = self._epochs[index]._replace(end_ns=t0)
         self._epoch_done()
 
+    # Marks from outside a generator (the Lightning callback): same lists, same figures.
+    def _begin_epoch(self, now_ns: int) -> None:
+        self._epochs.append(EpochMarks(len(self._starts), now_ns, None))
+
+    def _batch(self, asked_ns: int, got_ns: int) -> None:
+        self._starts.append(asked_ns)
+        self._ends.append(got_ns)
+
+    def _end_epoch(self, now_ns: int) -> None:
+        if self._epochs and self._epochs[-1].end_ns is None:
+            self._epochs[-1] = self._epochs[-1]._replace(end_ns=now_ns)
+            self._epoch_done()
+
     def summary(self, gather: bool = False) -> WatchSummary:
         """The figures so far. ``gather=True`` under torch.distributed is a collective.
 

@@ -68,10 +68,9 @@ def _rank_dict(s: WatchSummary) -> dict[str, Any]:
 def summary_renderable(s: WatchSummary) -> Any:
     """The verdict, a figure/value table, and with gathered ranks a per-rank table (80 cols)."""
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
-
-    from rich.markup import escape
 
     t = Table(title=escape(_label(s)), title_justify="left", box=None, pad_edge=False)
     t.add_column("figure", no_wrap=True)

@@ -59,7 +59,7 @@ def summarize(
             step_from = ends[first:last]
         ep_waits = [ends[k] - starts[k] for k in wait_idx]
         waits_ns += ep_waits
-        steps_ns += [b - a for a, b in zip(step_from, step_marks)]
+        steps_ns += [b - a for a, b in zip(step_from, step_marks, strict=True)]
         wall = max(0, until - ends[first]) * _NS
         wait = sum(ep_waits) * _NS
         figures.append(
