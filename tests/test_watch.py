@@ -105,7 +105,7 @@ def test_verdict_line_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in dlcheck.watch(range(3), name="train", stream=buf):
         pass
     line = buf.getvalue()
-    assert line.count("\n") == 1 and line.startswith("dlcheck.watch[train]: ")
+    assert line.count("\n") == 1 and line.startswith("dlcheck.watch[train] epoch 1: ")
     assert "input-bound" in line
     monkeypatch.setenv("DLCHECK_WATCH_QUIET", "1")
     buf = io.StringIO()
@@ -147,6 +147,7 @@ def test_rich_table_fits_80_columns_and_html() -> None:
     assert "…" not in text and max(len(x) for x in text.splitlines()) <= 80
     assert "highly input-bound" in text and "dlcheck.watch[train]" in text
     assert "slowest 1" in text
+    assert "input-bound share" in str(s)  # print(summary) shows the table, not the repr
     html = s._repr_html_()
     assert "<html" in html.lower() and "input-bound" in html
 

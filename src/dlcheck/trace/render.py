@@ -132,10 +132,20 @@ def report_renderable(report: TraceReport) -> Any:
     )
     parts.append(_worst_table(worst))
     parts.append(Text(""))
-    for f in report.findings:
-        line = Text.from_markup(f"[{f.status.style}]{f.status.symbol}[/] ")
-        line.append(f.message)
-        parts.append(line)
-        if f.fix:
-            parts.append(Text(f"  fix: {f.fix}", style="dim"))
+    parts.append(_findings(report))
     return Group(*parts)
+
+
+def _findings(report: TraceReport) -> Any:
+    """Symbol, then the message and its fix, wrapped under the message."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for f in report.findings:
+        grid.add_row(Text(f.status.symbol, style=f.status.style), Text(f.message))
+        if f.fix:
+            grid.add_row("", Text(f"fix: {f.fix}", style="dim"))
+    return grid

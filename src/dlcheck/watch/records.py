@@ -67,6 +67,11 @@ class WatchSummary:
 
         return json_document(self)
 
+    def __str__(self) -> str:  # print(summary): the table as plain text, 80 columns
+        from dlcheck.watch.render import summary_text
+
+        return summary_text(self)
+
     def __rich__(self) -> Any:
         from dlcheck.watch.render import summary_renderable
 

@@ -33,7 +33,9 @@ def _label(s: WatchSummary) -> str:
 
 
 def verdict_line(s: WatchSummary) -> str:
-    """``dlcheck.watch[train]: highly input-bound (69% ...) - 40 steps, wait p50 ...``."""
+    """``dlcheck.watch[train] epoch 2: highly input-bound (69% ...) - 40 steps, ...``.
+
+    The figures are the whole run's so far (every epoch), not the last epoch's alone."""
     first = s.time_to_first_batch_s[-1] if s.time_to_first_batch_s else None
     parts = [
         f"{s.steps} steps",
@@ -42,7 +44,7 @@ def verdict_line(s: WatchSummary) -> str:
     ]
     if first is not None:
         parts.append(f"first batch {_s(first)}")
-    return f"{_label(s)}: {s.verdict} - {', '.join(parts)}"
+    return f"{_label(s)} epoch {s.epochs}: {s.verdict} - {', '.join(parts)}"
 
 
 def json_document(s: WatchSummary) -> dict[str, Any]:
@@ -138,6 +140,17 @@ def _ranks_table(s: WatchSummary) -> Any:
             _pct(r.input_bound_share),
         )
     return t
+
+
+def summary_text(s: WatchSummary, width: int = 80) -> str:
+    import io
+
+    from dlcheck.output import console
+
+    buf = io.StringIO()
+    con = console(file=buf, width=width)
+    con.print(s)
+    return buf.getvalue().rstrip("\n")
 
 
 def summary_html(s: WatchSummary) -> str:
