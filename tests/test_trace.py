@@ -93,6 +93,17 @@ def test_several_files_name_the_slowest_rank(traces, tmp_path: Path) -> None:
     assert "slowest rank: 1" in text and "Longest waits, rank 1" in text
 
 
+def test_python_api(traces) -> None:
+    import dlcheck
+
+    path = traces[2][0]
+    assert dlcheck.trace(path).ranks[0].loader_kind == "_MultiProcessingDataLoaderIter"
+    import dlcheck.trace.service  # now the attribute dlcheck.trace is the subpackage
+
+    report = dlcheck.trace(path, traces[0][0], max_input_bound=0.99)
+    assert len(report.ranks) == 2 and report.exit_code == 0
+
+
 def test_threshold_and_strict(traces) -> None:
     path = traces[0][0]  # highly input-bound
     over = dlcheck_trace(path, "--max-input-bound", "0.05")

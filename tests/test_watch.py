@@ -90,6 +90,8 @@ def test_epochs_break_and_same_objects() -> None:
     assert len(s.time_to_first_batch_s) == 3
     with pytest.raises(TypeError):
         len(dlcheck.watch(iter(items)))
+    loader = sleepy_loader(0, batches=2)
+    assert dlcheck.watch(loader).dataset is loader.dataset  # the loader's attributes read through
 
 
 def test_empty_loader_has_no_figure() -> None:

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from dlcheck._apimodule import make_callable
 
-make_callable(__name__, "dlcheck.trace.service:run_trace")
+make_callable(__name__, "dlcheck.api:trace")  # trace(*paths, **options)

@@ -27,7 +27,7 @@ class Watch(Generic[T]):
     """An iterable over ``loader`` that records how long each ``next()`` waited.
 
     Each ``iter()`` is an epoch; iterate it again for the next one (one pass at a time).
-    ``len()`` is the loader's own.
+    ``len()`` and other attributes (``dataset``, ``sampler``...) are the loader's own.
     """
 
     def __init__(
@@ -52,6 +52,12 @@ class Watch(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        # The loader's own attributes (dataset, sampler, batch_size...) read through the watch.
+        if name == "loader":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)
 
     def __iter__(self) -> Iterator[T]:
         return self._epoch()
