@@ -12,6 +12,7 @@ from dlcheck.cliutil import JSON_OPTION, STRICT_OPTION, VERBOSE_OPTION, handle_e
 def trace_command(
     files: list[Path] = typer.Argument(
         ...,
+        metavar="FILE",
         help="Chrome traces written by prof.export_chrome_trace (.json or .json.gz), one per rank.",
         show_default=False,
     ),
@@ -27,11 +28,12 @@ def trace_command(
 ) -> None:
     """How input-bound a training loop was, from torch.profiler traces.
 
-    Input-bound share: the time spent inside the DataLoader's next() (plus a blocking
-    host-to-device copy) over the ProfilerStep#N wall time. Tiers: not (<5%), moderately
-    (5-20%), highly (>=20%). A moderately or highly input-bound rank is a warning.
+    Share: time inside the DataLoader's next() (and blocking host-to-device
+    copies) over the wall time of the ProfilerStep#N spans.
+    Tiers: not (<5%), moderately (5-20%), highly (>=20%); the last two warn.
+
     Exit codes: 0 ok, 1 above --max-input-bound (or a warning with --strict),
-    2 unreadable file or a trace without steps or DataLoader spans, 130 interrupted.
+    2 unreadable file or no steps/DataLoader spans in it, 130 interrupted.
     """
     with handle_errors(verbose):
         from dlcheck.trace.service import run_trace
