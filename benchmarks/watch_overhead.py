@@ -5,8 +5,8 @@ both alike), medians over rounds:
 
 * per step: iterate a long list with an empty loop body, bare and through ``watch``; the
   difference per item is what the watch adds to every ``next()``;
-* end to end: a DataLoader (TensorDataset, batch 16, 0 workers) and a loop body that spins for
-  1 ms, bare and watched; the ratio of loop times minus one.
+* in a loop: a DataLoader (TensorDataset, batch 16, 0 workers) and a loop body that spins for
+  1 ms, bare and watched; the median time from one body's end to the next body's start.
 
 Writes the result between the watch_overhead markers of benchmarks/README.md.
 
@@ -56,39 +56,50 @@ def per_step_ns(n: int, rounds: int) -> tuple[float, float, float]:
     return added, statistics.median(bare), statistics.median(watched)
 
 
-def end_to_end(steps: int, rounds: int) -> tuple[float, list[float]]:
-    """(median watched/bare - 1, per-round ratios) for a loop with a 1 ms body."""
+def end_to_end(steps: int, rounds: int) -> tuple[float, float, float]:
+    """A DataLoader and a 1 ms loop body, bare and watched: the time between one body's end and
+    the next body's start (the loader's ``next()``, plus the watch's cost when watched).
+
+    Returns (median added ns per step, bare median ns, watched median ns); medians over steps
+    resist preemption on a busy machine, which a ratio of total loop times does not.
+    """
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from dlcheck.watch.core import Watch
 
     loader = DataLoader(TensorDataset(torch.zeros(steps * 16, 8)), batch_size=16)
-    ratios = []
+    between: dict[str, list[float]] = {"bare": [], "watched": []}
     for r in range(rounds):
-        times = {}
         order = ("bare", "watched") if r % 2 == 0 else ("watched", "bare")
         for kind in order:
             it = loader if kind == "bare" else Watch(loader, verdict=False)
-            t0 = time.perf_counter_ns()
+            gaps = []
+            end = None
             for _batch in it:
+                start = time.perf_counter_ns()
+                if end is not None:
+                    gaps.append(start - end)
                 _spin(STEP_NS)
-            times[kind] = time.perf_counter_ns() - t0
-        ratios.append(times["watched"] / times["bare"])
-    return statistics.median(ratios) - 1, ratios
+                end = time.perf_counter_ns()
+            between[kind].append(statistics.median(gaps))
+    added = statistics.median(
+        w - b for w, b in zip(between["watched"], between["bare"], strict=True)
+    )
+    return added, statistics.median(between["bare"]), statistics.median(between["watched"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--items", type=int, default=200_000)
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
     load_before = os.getloadavg()
     added, bare, watched = per_step_ns(args.items, args.rounds)
-    e2e, ratios = end_to_end(args.steps, args.rounds)
+    e2e, e2e_bare, e2e_watched = end_to_end(args.steps, args.rounds)
     load_after = os.getloadavg()
     import torch
 
@@ -106,12 +117,16 @@ def main() -> None:
             "|---|---:|---:|---:|---:|",
             f"| per `next()`, empty loop body ({args.items:,} items) | {bare:.0f} ns | "
             f"{watched:.0f} ns | {added:.0f} ns | **{pct:.3f} %** |",
-            f"| end to end, DataLoader + 1 ms spinning body ({args.steps} steps) | | | | "
-            f"{100 * e2e:+.2f} % (rounds {min(ratios) - 1:+.2%} to {max(ratios) - 1:+.2%}) |",
+            f"| between steps, DataLoader (batch 16) + 1 ms spinning body ({args.steps} steps) | "
+            f"{e2e_bare / 1e3:.1f} µs | {e2e_watched / 1e3:.1f} µs | {e2e:.0f} ns | "
+            f"**{100 * e2e / STEP_NS:.3f} %** |",
             "",
-            "Target: under 1 % of a 1 ms step. The per-`next()` figure is the watch's own cost "
-            "(two `perf_counter_ns` calls and two list appends in a generator); the end-to-end "
-            "figure is that cost plus the machine's noise, which on a shared machine is larger.",
+            "Target: under 1 % of a 1 ms step. The first row is the watch's own cost (two "
+            "`perf_counter_ns` calls and two list appends in a generator); the second is the same "
+            "cost inside a real loop, where the DataLoader's own `next()` adds its noise (a "
+            "negative figure: the cost is below that noise). "
+            "(A ratio of whole-loop times is not used: on a shared machine its round-to-round "
+            "noise is several percent.)",
             "",
             "Reproduce: `python benchmarks/watch_overhead.py` (rewrites this section).",
             END,
@@ -129,7 +144,7 @@ def main() -> None:
                 + ("(`benchmarks/watch_overhead.py`)\n\n" + text + "\n")
             )
         README.write_text(readme)
-    sys.exit(0 if pct < 1 else 1)
+    sys.exit(0 if max(pct, 100 * e2e / STEP_NS) < 1 else 1)
 
 
 if __name__ == "__main__":
