@@ -134,6 +134,15 @@ def test_output_file_validates_against_schema(tmp_path: Path) -> None:
     jsonschema.validate(gathered.to_dict(), schema)
 
 
+def test_unwritable_output_does_not_stop_the_loop(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    buf = io.StringIO()
+    w = dlcheck.watch([1, 2, 3], output=blocker / "watch.json", verdict=False, stream=buf)
+    assert list(w) == [1, 2, 3]
+    assert buf.getvalue().startswith("dlcheck.watch: cannot write ") and "goes on" in buf.getvalue()
+
+
 def test_rich_table_fits_80_columns_and_html() -> None:
     clock = FakeClock()
     w = Watch(fake_loader(clock, 30, 12.5, 1500), name="train", clock=clock, verdict=False)

@@ -134,15 +134,18 @@ class Watch(Generic[T]):
         if not self.verdict and self.output is None:
             return
         s = self.summary()
+        stream = self._stream or sys.stderr
         path = self.output_path()
         if path is not None:
             from dlcheck.output import dumps, write_text_file
 
-            write_text_file(path, dumps(s.to_dict()) + "\n")
+            try:
+                write_text_file(path, dumps(s.to_dict()) + "\n")
+            except OSError as exc:  # never stop the user's training for a result file
+                stream.write(f"dlcheck.watch: cannot write {path} ({exc}); training goes on.\n")
         if self.verdict:
             from dlcheck.watch.render import verdict_line
 
-            stream = self._stream or sys.stderr
             stream.write(verdict_line(s) + "\n")
             stream.flush()
 
