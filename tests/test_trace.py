@@ -105,13 +105,20 @@ def test_python_api(traces) -> None:
 
 
 def test_threshold_and_strict(traces) -> None:
-    path = traces[0][0]  # highly input-bound
-    over = dlcheck_trace(path, "--max-input-bound", "0.05")
-    assert over.returncode == 1, over.stdout + over.stderr
-    assert "above --max-input-bound 0.05" in over.stdout
-    assert dlcheck_trace(path, "--max-input-bound", "0.99").returncode == 0
-    assert dlcheck_trace(path, "--strict").returncode == 1  # highly input-bound is a warning
-    assert dlcheck_trace(path, "--max-input-bound", "7").returncode == 2
+    from typer.testing import CliRunner
+
+    from dlcheck.cli import app
+
+    def code(*args: str) -> tuple[int, str]:  # in process: these only judge figures
+        result = CliRunner().invoke(app, ["trace", str(traces[0][0]), *args])  # highly bound
+        return result.exit_code, result.output
+
+    rc, out = code("--max-input-bound", "0.05")
+    assert rc == 1 and "above --max-input-bound 0.05" in out, out
+    assert code("--max-input-bound", "0.99")[0] == 0
+    assert code()[0] == 0  # highly input-bound is a warning...
+    assert code("--strict")[0] == 1  # ...which --strict fails
+    assert code("--max-input-bound", "7")[0] == 2
 
 
 def test_rank_from_distributed_info(traces, tmp_path: Path) -> None:
