@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlcheck.inputbound import tier
 from dlcheck.profile.stats import median
 from dlcheck.trace.records import SCHEMA, RankFigures, TraceReport
 from dlcheck.trace.stats import worst_steps
@@ -24,6 +25,11 @@ def _ms(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _tier(share: float | None) -> str | None:
+    t = tier(share)
+    return t.value if t else None
 
 
 def rank_dict(r: RankFigures) -> dict[str, Any]:
@@ -47,6 +53,7 @@ def rank_dict(r: RankFigures) -> dict[str, Any]:
                 "loader_wait_ms": s.loader_wait_ms,
                 "h2d_wait_ms": s.h2d_wait_ms,
                 "input_bound_share": s.input_bound_share,
+                "tier": _tier(s.input_bound_share),
             }
             for s in r.steps
         ],
@@ -97,7 +104,7 @@ def _worst_table(r: RankFigures) -> Any:
 
     shown = worst_steps(r.steps, WORST_SHOWN)
     t = Table(box=None, pad_edge=False)
-    for col in ("step", "step ms", "next() ms", "h2d ms", "share"):
+    for col in ("step", "step ms", "next() ms", "h2d ms", "share", "tier"):
         t.add_column(col, justify="right", no_wrap=True)
     for s in shown:
         t.add_row(
@@ -106,6 +113,7 @@ def _worst_table(r: RankFigures) -> Any:
             _ms(s.loader_wait_ms),
             _ms(s.h2d_wait_ms) if r.has_cuda else "-",
             _pct(s.input_bound_share),
+            _tier(s.input_bound_share) or "-",
         )
     return t
 
