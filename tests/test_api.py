@@ -11,6 +11,9 @@ def test_api_functions_survive_subpackage_imports() -> None:
         "assert callable(dlcheck.env) and callable(dlcheck.profile) and callable(dlcheck.doctor)\n"
         "report = dlcheck.env(checks=['host'])\n"
         "assert report.checks, report\n"
+        "import dlcheck.watch.records, dlcheck.trace.records\n"
+        "assert callable(dlcheck.watch) and callable(dlcheck.trace)\n"
+        "assert list(dlcheck.watch(range(3), verdict=False)) == [0, 1, 2]\n"
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", "import sys\n" + code], check=True, timeout=120)

@@ -27,7 +27,7 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_subcommand_help_does_not_import_torch() -> None:
-    for cmd in ("env", "profile", "doctor"):
+    for cmd in ("env", "profile", "doctor", "trace"):
         code = (
             "import sys\n"
             "from dlcheck.cli import app\n"

@@ -62,9 +62,9 @@ def test_audit_rank_shards_map_fix_names_distributed_sampler() -> None:
 
 
 def test_audit_rank_shards_ignores_data_repeated_within_a_rank() -> None:
-    # A constant stream is repeated data, not a sharding bug.
+    # A constant stream is repeated data, not a sharding bug (nor a proven pass: info).
     f = only(J.audit_rank_shards({0: ["x", "x"], 1: ["x", "x"]}, style="iterable"))
-    assert f.status is Status.PASS
+    assert f.status is Status.INFO and "not judged" in f.message
 
 
 def test_judge_ranks_reports_failing_rank() -> None:
@@ -391,3 +391,15 @@ def test_spawn_safety_pickling_never_touches_cuda_tensors() -> None:
     holder = CudaLikeHolder()
     assert find_unpicklable(holder, "dataset") is None
     assert _pickled_size(holder) > 0
+
+
+def test_shard_audit_sees_ranks_that_each_replay_an_unsharded_stream() -> None:
+    # Two workers per rank replay the same logs: each rank repeats every sample, and so does
+    # the other rank. One process reads each log once, so the repeats are not data.
+    per_rank = {0: ["a", "a", "b", "b"], 1: ["a", "a", "b", "b"]}
+    (f,) = J.audit_rank_shards(per_rank, stream=["a", "b"])
+    assert f.status is Status.FAIL and "every rank reads the same data" in f.message
+    # Equal samples in the data itself: the overlap cannot be judged, and no pass is claimed.
+    for stream in (["a", "a", "b", "b"], None):
+        (g,) = J.audit_rank_shards(per_rank, stream=stream)
+        assert g.status is Status.INFO and "not judged" in g.message

@@ -12,10 +12,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from torch.utils.data import IterableDataset
 
 from dlcheck.doctor.records import DoctorReport, Finding, TargetInfo
 from dlcheck.records import Status
@@ -348,3 +350,42 @@ def test_verbose_prints_the_traceback_raw() -> None:
         "sampler, and drop_last" in lines
     )
     assert "…" not in text
+
+
+class _StreamThatRaises(IterableDataset):  # type: ignore[type-arg]
+    """User code (this file is not dlcheck): its stream raises on the first sample."""
+
+    def __iter__(self) -> Iterator[int]:
+        raise KeyError("label")
+        yield 0
+
+
+class _EmptyStream(IterableDataset):  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+
+def test_user_code_raising_inside_a_probe_end_to_end() -> None:
+    import dlcheck
+
+    report = dlcheck.doctor(_StreamThatRaises(), probes=["shared_rng"], timeout=60)
+    (f,) = report.findings
+    assert f.status is Status.FAIL and not f.internal, f
+    assert "KeyError: 'label'" in f.message and "test_doctor_shapes.py" in f.evidence_text[0]
+    empty = dlcheck.doctor(_EmptyStream(), probes=["shared_rng"], timeout=60)
+    assert [g.status for g in empty.findings] == [Status.SKIP], empty.findings
+
+
+def test_probe_list_table_at_80_columns() -> None:
+    from rich.console import Console
+
+    from dlcheck.doctor.render import render_probe_list
+
+    buf = io.StringIO()
+    render_probe_list(Console(file=buf, width=80, color_system=None))
+    text = buf.getvalue()
+    assert "sampler_epoch" in text and "cuda_in_worker" in text  # ids are never wrapped
+    assert "…" not in text
+    from rich.cells import cell_len
+
+    assert max(cell_len(line) for line in text.splitlines()) <= 80

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "doctor", "env", "profile"]
+__all__ = ["__version__", "doctor", "env", "profile", "trace", "watch"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dlcheck.api import doctor, env, profile
+    from dlcheck.api import doctor, env, profile, trace, watch
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"env", "profile", "doctor"}:
+    if name in {"env", "profile", "doctor", "trace", "watch"}:
         from dlcheck import api
 
         return getattr(api, name)

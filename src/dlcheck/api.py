@@ -24,3 +24,17 @@ def doctor(target: Any, **options: Any) -> Any:
     from dlcheck.doctor.service import run_doctor
 
     return run_doctor(target, **options)
+
+
+def watch(loader: Any, name: str | None = None, output: Any = None, **options: Any) -> Any:
+    """Wrap the loader of your own training loop; ``.summary()`` says how input-bound it is."""
+    from dlcheck.watch.core import watch as _watch
+
+    return _watch(loader, name, output, **options)
+
+
+def trace(*paths: Any, **options: Any) -> Any:
+    """Read torch.profiler Chrome traces (one per rank); returns a TraceReport."""
+    from dlcheck.trace.service import run_trace
+
+    return run_trace(list(paths), **options)

@@ -11,6 +11,7 @@ from dlcheck import __version__
 from dlcheck.doctor.command import doctor_command
 from dlcheck.env.command import env_command
 from dlcheck.profile.command import profile_command
+from dlcheck.trace.command import trace_command
 
 app = typer.Typer(
     name="dlcheck",
@@ -41,6 +42,7 @@ def _root(
 app.command("env")(env_command)
 app.command("profile")(profile_command)
 app.command("doctor")(doctor_command)
+app.command("trace")(trace_command)
 
 
 def main() -> None:

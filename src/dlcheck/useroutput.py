@@ -6,6 +6,7 @@ line is shown once, live, and each setting keeps its own deduplicated last lines
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable
 
@@ -38,3 +39,10 @@ def dedupe(lines: list[str], keep: int = KEEP_LINES) -> list[str]:
     counts = Counter(lines)
     distinct = dict.fromkeys(lines)
     return [f"{ln} (×{counts[ln]})" if counts[ln] > 1 else ln for ln in distinct][-keep:]
+
+
+def write_stderr(line: str) -> None:
+    """Show one line of the user's output on our stderr (secrets masked)."""
+    from dlcheck.redact import scrub
+
+    sys.stderr.write(scrub(line) + "\n")

@@ -1,4 +1,5 @@
-"""Child-process side of `dlcheck doctor` (never imported by the CLI's parent process).
+"""Child-process side of `dlcheck doctor`. The parent imports only its stdlib-level helpers
+(:func:`failure_record`, :func:`crash_origin`, :func:`raise_from`); never torch or user code.
 
 The parent starts one *runner* child (:func:`runner`). It imports torch once, loads TARGET
 (seeded), then runs every probe in its own fork of that loaded state through
@@ -77,7 +78,9 @@ def crash_origin(exc: BaseException) -> dict[str, Any]:
     bug. A DataLoader worker's exception carries the worker's traceback as text; its frames
     count as the innermost ones.
     """
-    frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+    frames: list[tuple[str, int | None, str]] = [
+        (f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)
+    ]
     if "Original Traceback" in str(exc):
         for line in str(exc).splitlines():
             m = _FRAME.match(line)
@@ -91,12 +94,12 @@ def crash_origin(exc: BaseException) -> dict[str, Any]:
     pick = users[-1] if users else (ours[-1] if ours else len(frames) - 1)
     where = None
     if pick >= 0:
-        path, line, func = frames[pick]
+        path, lineno, func = frames[pick]
         if kinds[pick] == "dlcheck":
             import dlcheck
 
             path = "dlcheck/" + os.path.relpath(path, os.path.dirname(dlcheck.__file__))
-        where = f"{path}:{line} ({func})"
+        where = f"{path}:{lineno} ({func})"
     return {"origin": origin, "where": where}
 
 
@@ -201,7 +204,9 @@ def failure_record(outcome: Any) -> dict[str, Any]:
         if "step" in ev:
             last_step = ev["step"]
             break
-    crash = next((ev["crash"] for ev in reversed(outcome.events) if "crash" in ev), {})
+    crash: dict[str, Any] = next(
+        (ev["crash"] for ev in reversed(outcome.events) if "crash" in ev), {}
+    )
     return {
         "message": outcome.message,
         "kind": (outcome.error or {}).get("kind"),
@@ -228,6 +233,13 @@ def runner(request: dict[str, Any], send: Any) -> Any:
     from dlcheck.doctor.facts import describe, make_context, set_seeds, snapshot_threads
     from dlcheck.doctor.records import PROBES_BY_ID, RUN_ORDER
     from dlcheck.proc import run_child
+    from dlcheck.useroutput import Relay
+
+    # The user's prints and warnings in a probe's fork (its workers' too) go up as events,
+    # each distinct line once, tagged with the probe (or rank run) that printed it first.
+    running = {"probe": "load"}
+    relay = Relay(lambda line: send({"kind": "output", "probe": running["probe"], "line": line}))
+    on_output = None if request["options"].get("verbose") else relay.collector()[0]
 
     options = request["options"]
     timeout = float(options.get("timeout", 30.0))
@@ -250,11 +262,13 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             obj=obj_for_fork,
             timeout=timeout,
             stderr_passthrough=bool(options.get("verbose")),
+            on_output=on_output,
         )
         send({"kind": "rank_baseline", "facts": base_out.value if base_out.ok else None})
     if world:
         for rank in ranks:
             send({"kind": "rank_start", "rank": rank})
+            running["probe"] = f"rank {rank}"
             out = run_child(
                 "dlcheck.doctor.child:rank_entry",
                 {
@@ -266,6 +280,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
                 obj=obj_for_fork,
                 timeout=timeout,
                 stderr_passthrough=bool(options.get("verbose")),
+                on_output=on_output,
             )
             send(
                 {
@@ -312,6 +327,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             send({"kind": "probe_done", "probe": probe, "skipped_hang": hung_in})
             continue
         send({"kind": "probe_start", "probe": probe})
+        running["probe"] = probe
 
         def forward(ev: dict[str, Any], probe: str = probe) -> None:
             if "progress" in ev:
@@ -335,6 +351,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             stall_timeout=timeout if scan_probe else None,
             on_event=forward,
             stderr_passthrough=bool(options.get("verbose")),
+            on_output=on_output,
         )
         failure = None if out.ok else failure_record(out)
         if probe == "resources" and isinstance(out.value, dict) and options.get("ranks_on_host"):

@@ -148,7 +148,11 @@ def _progress(
 
     def on_progress(ev: dict[str, Any]) -> None:
         kind = ev.get("kind")
-        if kind == "probe_start":
+        if kind == "output":  # the user's own print or warning, as printed
+            progress.console.print(
+                f"  │ {ev['line']}", markup=False, highlight=False, soft_wrap=True, style="dim"
+            )
+        elif kind == "probe_start":
             progress.update(task, description=f"probe {ev['probe']}", total=None, completed=0)
         elif kind == "rank_start":
             progress.update(task, description=f"shard audit: rank {ev['rank']}")

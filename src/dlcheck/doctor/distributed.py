@@ -126,12 +126,12 @@ def _run(
                 raise
             # The group is broken (no more collectives), but rank 0 still has its report:
             # print it with the lost ranks named, rather than only an error line.
-            merged = merge(report, box, None, ctx, launch.launcher, lost=lost)
-            merged.agreed_exit = lost.exit_code_agreed
-            merged.duration_s = time.monotonic() - t0
-            render(merged)
-            return merged.exit_code
-        merged = None
+            partial = merge(report, box, None, ctx, launch.launcher, lost=lost)
+            partial.agreed_exit = lost.exit_code_agreed
+            partial.duration_s = time.monotonic() - t0
+            render(partial)
+            return partial.exit_code
+        merged: DoctorReport | None = None
         if records is not None and box.get("report") is not None:
             merged = merge(box["report"], box, records, ctx, launch.launcher)
             local = worst_exit([local, merged.exit_code])
@@ -219,12 +219,16 @@ def _shard_work(ctx: DistSession, target: str, opts: dict[str, Any]) -> dict[str
         "fetch": SHARD_FETCH,
         "alarm_s": timeout,  # the shard itself, once TARGET is loaded
     }
+    from dlcheck.useroutput import Relay, write_stderr
+
     started = time.monotonic()
     out = run_child(
         "dlcheck.doctor.child:rank_entry",
         request,
         timeout=LOAD_TIMEOUT_S + timeout + _SHARD_SLACK_S,
         stderr_passthrough=bool(opts["verbose"]),
+        # The rank's own prints reach its stderr, each distinct line once.
+        on_output=None if opts["verbose"] else Relay(write_stderr).collector()[0],
     )
     failure = None if out.ok else failure_record(out)
     if failure is not None and out.signal == "SIGALRM":
@@ -379,5 +383,5 @@ def _raise_root_error(mine: dict[str, Any], records: list[dict[str, Any]], code:
     try:
         raise_from(error)
     except DlcheckError as exc:
-        exc.exit_code = code  # type: ignore[misc]
+        exc.exit_code = code  # type: ignore[misc,assignment]
         raise

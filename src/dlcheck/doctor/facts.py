@@ -451,6 +451,9 @@ def _interrupt_at(deadline: float, when: Callable[[], bool]) -> Iterator[None]:
             raise _Stalled
 
     started = time.monotonic()
+    if deadline == math.inf:
+        yield
+        return
     previous = signal.signal(signal.SIGALRM, on_alarm)
     pending, _ = signal.setitimer(signal.ITIMER_REAL, max(0.001, deadline - started))
     try:
@@ -880,7 +883,11 @@ def collect_sample_contract(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     facts["collate_error"] = None
     facts["float64_fields"] = []
     if samples and batched:
-        bs = (loader.batch_size if loader is not None else None) or len(samples)
+        # A batch as big as the loader's (a custom batch_sampler's own size when it has one).
+        bs = None
+        if loader is not None:
+            bs = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None)
+        bs = bs if isinstance(bs, int) and bs > 0 else len(samples)
         batch_size = max(2, min(len(samples), bs))
         try:
             out = collate(samples[:batch_size])
@@ -933,17 +940,24 @@ def collect_corrupt_samples(ctx: ProbeContext, send: Send) -> dict[str, Any]:
         cap = 10_000_000 if ctx.scan else 64
         checked = 0
         last = time.monotonic()
+        # Without --scan, a stream that goes quiet before 64 samples (it waits for new data)
+        # ends the check with what arrived; --scan is bounded by progress (the runner's stall
+        # timeout) instead.
+        deadline = math.inf if ctx.scan else time.monotonic() + ctx.timeout * 0.8
         try:
-            for sample in ctx.dataset:
-                problems = sample_problems(sample)
-                if problems:
-                    bad.append({"index": checked, "problems": problems})
-                checked += 1
-                if time.monotonic() - last > 0.25:
-                    last = time.monotonic()
-                    send({"progress": checked, "total": None})
-                if checked >= cap:
-                    break
+            with _interrupt_at(deadline, when=lambda: checked > 0):
+                for sample in ctx.dataset:
+                    problems = sample_problems(sample)
+                    if problems:
+                        bad.append({"index": checked, "problems": problems})
+                    checked += 1
+                    if time.monotonic() - last > 0.25:
+                        last = time.monotonic()
+                        send({"progress": checked, "total": None})
+                    if checked >= cap:
+                        break
+        except _Stalled:
+            facts["stalled"] = True
         except Exception as exc:
             bad.append({"index": checked, "error": last_line(exc), "stream_position": True})
         facts.update(checked=checked, total=None, stream=True)
@@ -1153,6 +1167,9 @@ def _rng_attributes(ctx: ProbeContext) -> list[dict[str, str]]:
     return found
 
 
+_EMPTY = object()  # next()'s default: a stream that ends before its first sample
+
+
 def collect_shared_rng(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     workers = max(2, ctx.workers)
     facts: dict[str, Any] = {"workers": workers, "rng_attributes": _rng_attributes(ctx)}
@@ -1160,8 +1177,10 @@ def collect_shared_rng(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     facts["persistent_workers"] = persistent
     facts["iterable"] = ctx.iterable
     if ctx.iterable:
-        a = fingerprint(next(iter(ctx.dataset)))
-        b = fingerprint(next(iter(ctx.dataset)))
+        firsts = [next(iter(ctx.dataset), _EMPTY) for _ in range(2)]
+        if any(x is _EMPTY for x in firsts):
+            return {**facts, "random": None, "reason": "the stream yields no sample"}
+        a, b = (fingerprint(x) for x in firsts)
         facts["what"] = "the first sample of a fresh iterator"
         dataset, sampler = ctx.dataset, None
     else:

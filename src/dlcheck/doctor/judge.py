@@ -81,13 +81,18 @@ def judge_failure(probe: str, failure: Facts, timeout: float) -> Finding:
         return _loader_error_finding(probe, message, "the probe ran")
     if failure.get("origin") == "user":
         # The dataset's own exception, raised where the probe did not expect one.
-        where = failure.get("where")
+        raised_in = failure.get("where")
         return _finding(
             probe,
             Status.FAIL,
             f"The dataset raised while the probe ran: {message}",
-            evidence={**evidence, "loader_error": message, "cause": "dataset_exception"},
-            evidence_text=[f"raised in {where}"] if where else [],
+            evidence={
+                **evidence,
+                "loader_error": message,
+                "cause": "dataset_exception",
+                "traceback": failure.get("detail"),  # shown with -v
+            },
+            evidence_text=[f"raised in {raised_in}"] if raised_in else [],
             fix="Fix the exception (-v shows the traceback; `corrupt_samples` lists the "
             "indices that fail).",
         )
@@ -315,25 +320,33 @@ def audit_rank_shards(
     source: str | None = None,
     simulated: bool = True,
     expected: Sequence[Hashable] | None = None,
+    stream: Sequence[Hashable] | None = None,
 ) -> list[Finding]:
     """Judge what each rank read in one epoch (indices or sample fingerprints).
 
     Pure: ``per_rank`` maps rank → what it delivered. Reports samples read by more than one
     rank (fail, beyond ``padding`` that a DistributedSampler adds on purpose), coverage of
     ``dataset_len`` indices (map-style) or of ``expected`` (an iterable's whole stream as one
-    process reads it), and uneven per-rank lengths (which hang DDP collectives).
+    process reads it), and uneven per-rank lengths (which hang DDP collectives). ``stream``:
+    what one process read of that stream, even if not to its end (``expected`` when None).
     """
     ranks = sorted(per_rank)
     world = len(ranks)
     owners: dict[Hashable, set[int]] = {}
     repeated_within: set[Hashable] = set()
+    # A sample that repeats within one rank's stream is data (equal samples), not a sharding
+    # bug, and tells nothing about overlap: unless the stream read by one process has it only
+    # once, when the repeats come from workers that each replay the stream.
+    one_process = Counter(stream if stream is not None else (expected or []))
     for r in ranks:
         counts = Counter(per_rank[r])
         for item, c in counts.items():
             owners.setdefault(item, set()).add(r)
-            if c > 1 and style == "iterable":
+            once_in_data = one_process.get(item) == 1
+            if c > 1 and style == "iterable" and not once_in_data:
                 repeated_within.add(item)
     shared = [x for x, rs in owners.items() if len(rs) > 1 and x not in repeated_within]
+    unjudged = sum(1 for x, rs in owners.items() if len(rs) > 1 and x in repeated_within)
     lengths = {str(r): len(per_rank[r]) for r in ranks}
     how = "simulated" if simulated else "real"
     evidence: Facts = {
@@ -447,6 +460,12 @@ def audit_rank_shards(
             "Give every rank the same number of samples (DistributedSampler pads; for "
             "iterables, truncate each rank to the minimum or use `Join`).",
         )
+    if not findings and unjudged:
+        add(
+            Status.INFO,
+            f"{unjudged} samples reached several ranks but also repeat within one rank's "
+            "stream (equal samples), so whether the ranks share them is not judged.",
+        )
     if not findings:
         add(
             Status.PASS,
@@ -499,6 +518,7 @@ def judge_ranks(
     if found:
         return found
     first = next(iter(facts.values()), {})
+    iterable_baseline = (baseline or {}).get("style") == "iterable"
     return audit_rank_shards(
         {r: f.get("samples", []) for r, f in facts.items()},
         dataset_len=first.get("dataset_len"),
@@ -507,6 +527,7 @@ def judge_ranks(
         source=first.get("sampler_source"),
         simulated=simulated,
         expected=_complete_stream(baseline, facts),
+        stream=(baseline or {}).get("samples") if iterable_baseline else None,
     )
 
 

@@ -10,8 +10,6 @@ from dlcheck.doctor.records import PROBES, PROBES_BY_ID, DoctorReport, Finding
 from dlcheck.records import Status, summary_line
 
 EVIDENCE_LINES = 12  # per finding on screen; -v shows all, --json has everything
-
-
 INDENT = 4  # findings' details sit under their title
 
 
@@ -50,12 +48,14 @@ def render_report(report: DoctorReport, console: Any, *, verbose: bool = False) 
         what = f"{info.kind}: {info.dataset_class} ({info.style}-style"
         what += f", {info.length:,} samples)" if info.length is not None else ")"
         plain = f"dlcheck doctor {report.target}  {what}"
-        if cell_len(plain) <= console.width:
-            head += f"  [dim]{escape(what)}[/]"
-        else:  # on a line of its own rather than broken in the middle
+        if cell_len(plain) > console.width:  # on a line of its own, not broken in the middle
             _hanging(console, "", head)
-            head = f"  [dim]{escape(what)}[/]"
-    _hanging(console, "", head)
+            _hanging(console, "", f"[dim]{escape(what)}[/]", 2)
+            head = ""
+        else:
+            head += f"  [dim]{escape(what)}[/]"
+    if head:
+        _hanging(console, "", head)
     if report.world_size is not None:
         _render_ranks(report, console)
     for finding in report.findings:
@@ -130,8 +130,9 @@ def _render_finding(f: Finding, console: Any, *, verbose: bool) -> None:
         _hanging(console, "[dim]•[/]", f"[dim]and {more}[/]", INDENT)
     if f.fix and status in (Status.FAIL, Status.WARN, Status.ERROR, Status.INFO):
         _hanging(console, "[bold]fix:[/]", escape(f.fix), INDENT)
-    trace = (f.error or {}).get("traceback")
-    if verbose and trace:
+    # dlcheck's own traceback, or the user's code's one when it raised inside a probe.
+    trace = (f.error or {}).get("traceback") or f.evidence.get("traceback")
+    if verbose and isinstance(trace, str) and trace:
         # Raw, unwrapped and outside any layout, so it can be copied into a bug report.
         console.print(trace.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
 

@@ -21,6 +21,7 @@ from dlcheck.doctor.records import (
 )
 from dlcheck.errors import DlcheckError, UsageError
 from dlcheck.records import Status
+from dlcheck.useroutput import Relay, write_stderr
 
 DEFAULT_TIMEOUT_S = 30.0
 LOAD_TIMEOUT_S = 120.0  # importing TARGET (heavy libraries) before the first probe reports
@@ -58,6 +59,13 @@ def _check_options(workers: int, world_size: int | None, timeout: float) -> None
         )
     if timeout <= 0:
         raise UsageError(f"--timeout must be positive (got {timeout:g}).")
+
+
+def _show_output(on_progress: ProgressFn | None) -> Callable[[str], None]:
+    """Where a line of the user's own output goes: the progress display, else stderr."""
+    if on_progress is not None:
+        return lambda line: on_progress({"kind": "output", "line": line})
+    return write_stderr
 
 
 def run_doctor(
@@ -99,7 +107,7 @@ def run_doctor(
         mode, raw, obj = "target", target_or_object, None
     else:
         mode, raw, obj = "object", f"<{type(target_or_object).__name__} object>", target_or_object
-    options = {
+    options: dict[str, Any] = {
         "workers": workers,
         "scan": scan,
         "timeout": timeout,
@@ -111,12 +119,20 @@ def run_doctor(
         options.update(shard_ranks=[int(r) for r in shard_ranks], shard_fetch=SHARD_FETCH)
     if ranks_on_host and ranks_on_host > 1:
         options["ranks_on_host"] = int(ranks_on_host)
-    request = {"mode": mode, "target": raw if mode == "target" else None}
+    request: dict[str, Any] = {"mode": mode, "target": raw if mode == "target" else None}
     request.update(probes=selected, options=options)
 
     events: list[dict[str, Any]] = []
+    # The user's own prints and warnings: each distinct line once, on stderr (through the
+    # progress display when there is one). With -v they pass through raw instead.
+    relay = Relay(_show_output(on_progress))
+    on_output = None if verbose else relay.collector()[0]
 
     def on_event(ev: dict[str, Any]) -> None:
+        if ev.get("kind") == "output":
+            if on_output is not None:
+                on_output(str(ev.get("line", "")))
+            return
         events.append(ev)
         if mode == "target" and "determinism" in selected and _dataset_hung(ev):
             # The runner skips determinism after a hang: stop its second run too.
@@ -136,6 +152,7 @@ def run_doctor(
                 obj=obj,
                 timeout=LOAD_TIMEOUT_S + timeout,
                 stderr_passthrough=verbose,
+                on_output=on_output,
             )
 
         if mode == "target":
@@ -149,6 +166,7 @@ def run_doctor(
             stall_timeout=max(LOAD_TIMEOUT_S, timeout + 30),
             on_event=on_event,
             stderr_passthrough=verbose,
+            on_output=on_output,
         )
         if thread is not None:
             thread.join()

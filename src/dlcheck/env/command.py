@@ -19,7 +19,7 @@ from dlcheck.cliutil import (
 from dlcheck.env.torchprobe import prestart_for_cli
 
 if TYPE_CHECKING:
-    pass
+    from dlcheck.env.report import DistEnvReport, EnvReport
 
 # `import torch` is the slow part of `dlcheck env`: start it now, before Typer parses argv.
 prestart_for_cli(sys.argv)
@@ -114,7 +114,9 @@ def _list(json_out: bool) -> None:
     render_list(console())
 
 
-def _render(report, *, json_out: bool, markdown: bool, verbose: bool, strict: bool) -> None:  # type: ignore[no-untyped-def]
+def _render(
+    report: EnvReport, *, json_out: bool, markdown: bool, verbose: bool, strict: bool
+) -> None:
     from dlcheck.output import console, emit_json
 
     if json_out:
@@ -132,7 +134,9 @@ def _render(report, *, json_out: bool, markdown: bool, verbose: bool, strict: bo
         render_console(report, console(), verbose=verbose)
 
 
-def _render_dist(report, *, json_out: bool, markdown: bool, verbose: bool, strict: bool) -> None:  # type: ignore[no-untyped-def]
+def _render_dist(
+    report: DistEnvReport, *, json_out: bool, markdown: bool, verbose: bool, strict: bool
+) -> None:
     from dlcheck.output import console, emit_json
 
     if json_out:

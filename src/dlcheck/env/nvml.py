@@ -243,6 +243,8 @@ def _query(fn: Callable[..., T], *args: Any) -> T:
     try:
         return fn(*args)
     except Exception as exc:
+        # Broad on purpose: besides NVMLError, a binding/driver mismatch raises ctypes errors or
+        # AttributeError (a function the driver lacks); every failure gets a named code.
         value = getattr(exc, "value", None)
         code = ERROR_NAMES.get(value, f"NVML_ERROR_{value}") if isinstance(value, int) else None
         raise NvmlFailure(code or "NVML_ERROR_UNKNOWN", str(exc) or type(exc).__name__) from exc
@@ -272,7 +274,7 @@ def probe_nvml(backend: Nvml | None = None) -> NvmlFacts:
     if backend is None:
         try:
             backend = PynvmlBackend()
-        except Exception as exc:  # nvidia-ml-py not installed or broken
+        except Exception as exc:  # nvidia-ml-py missing, or broken: its import may raise anything
             return NvmlFacts(
                 available=False,
                 error_code="NVML_UNAVAILABLE",

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlcheck import host as hostmod
 from dlcheck.env.facts import (
@@ -32,6 +33,9 @@ from dlcheck.env.facts import (
 )
 from dlcheck.redact import redact_value
 
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution
+
 _NORMALIZE = re.compile(r"[-_.]+")
 
 
@@ -45,7 +49,8 @@ def probe_python() -> PythonFacts:
     user_site: str | None
     try:
         user_site = site.getusersitepackages()
-    except Exception:
+    except (AttributeError, KeyError, OSError):
+        # An old virtualenv's own site.py lacks the function; a uid with no home entry.
         user_site = None
     return PythonFacts(
         version=platform.python_version(),
@@ -66,7 +71,7 @@ def probe_python() -> PythonFacts:
     )
 
 
-def _requirements(dist) -> tuple[Requirement, ...]:  # type: ignore[no-untyped-def]
+def _requirements(dist: Distribution) -> tuple[Requirement, ...]:
     from packaging.requirements import InvalidRequirement
     from packaging.requirements import Requirement as PkgRequirement
 
@@ -79,10 +84,16 @@ def _requirements(dist) -> tuple[Requirement, ...]:  # type: ignore[no-untyped-d
         try:
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue
-        except Exception:
+        except (ValueError, KeyError):  # packaging's UndefinedComparison / UndefinedEnvironmentName
             continue
         out.append(Requirement(text=text, name=normalize(req.name), specifier=str(req.specifier)))
     return tuple(out)
+
+
+# Reading one distribution's metadata: unreadable file (OSError), bad encoding or syntax
+# (ValueError: UnicodeDecodeError, packaging's parse errors), a missing header (KeyError on
+# newer Pythons).
+_METADATA_ERRORS = (OSError, ValueError, KeyError)
 
 
 def probe_dists(path: Sequence[str] | None = None, relevant: set[str] | None = None) -> DistsFacts:
@@ -105,7 +116,7 @@ def probe_dists(path: Sequence[str] | None = None, relevant: set[str] | None = N
             for dist in metadata.distributions(path=[entry or "."]):
                 try:
                     raw = dist.metadata["Name"]
-                except Exception:
+                except _METADATA_ERRORS:
                     raw = None
                 if not raw:
                     continue
@@ -116,18 +127,18 @@ def probe_dists(path: Sequence[str] | None = None, relevant: set[str] | None = N
                 requires: tuple[Requirement, ...] = ()
                 requires_python = None
                 if want_details:
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*_METADATA_ERRORS):
                         installer = (dist.read_text("INSTALLER") or "").strip() or None
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*_METADATA_ERRORS):
                         wheel = dist.read_text("WHEEL") or ""
                         tags = tuple(
                             line.split(":", 1)[1].strip()
                             for line in wheel.splitlines()
                             if line.startswith("Tag:")
                         )
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*_METADATA_ERRORS):
                         requires = _requirements(dist)
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*_METADATA_ERRORS):
                         requires_python = dist.metadata["Requires-Python"]
                 out.append(
                     DistFacts(
@@ -140,7 +151,9 @@ def probe_dists(path: Sequence[str] | None = None, relevant: set[str] | None = N
                         requires_python=requires_python or None,
                     )
                 )
-    except Exception as exc:  # a corrupt metadata dir must not stop the report
+    except Exception as exc:
+        # Broad on purpose: distributions() runs every finder on sys.meta_path, third-party
+        # ones included (editable installs), and a corrupt metadata dir must not stop the report.
         return DistsFacts(tuple(out), error=f"{type(exc).__name__}: {exc}")
     return DistsFacts(tuple(out))
 
@@ -151,10 +164,11 @@ _CUDA_LIBS = re.compile(r"^lib(cudart|cudnn|cublas|cublasLt|nccl|cufft|cusparse|
 def _toolkit_version(home: str | None) -> str | None:
     if not home:
         return None
-    with contextlib.suppress(Exception):
+    # Unreadable (OSError), not JSON (ValueError), or JSON of another shape (KeyError, TypeError).
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         doc = json.loads((Path(home) / "version.json").read_text())
         return str(doc["cuda"]["version"])
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(OSError, ValueError):
         m = re.search(r"(\d+\.\d+(\.\d+)?)", (Path(home) / "version.txt").read_text())
         if m:
             return m.group(1)
@@ -162,7 +176,8 @@ def _toolkit_version(home: str | None) -> str | None:
 
 
 def _nvcc_version(nvcc: str) -> str | None:
-    with contextlib.suppress(Exception):
+    # Not runnable (OSError), too slow (TimeoutExpired), output not text (UnicodeDecodeError).
+    with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
         out = subprocess.run(
             [nvcc, "--version"], capture_output=True, text=True, timeout=10, check=False
         ).stdout
@@ -305,7 +320,8 @@ def _start_method() -> str | None:
         return multiprocessing.get_start_method(allow_none=True) or (
             multiprocessing.get_context().get_start_method()
         )
-    except Exception:
+    except (ImportError, ValueError, RuntimeError):
+        # No _multiprocessing in this build; a default method the platform cannot start.
         return None
 
 

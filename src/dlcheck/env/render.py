@@ -183,7 +183,7 @@ def privacy_filter(
     if user is None:
         try:
             user = getpass.getuser()
-        except Exception:
+        except (KeyError, OSError, ImportError):  # uid not in passwd (containers); no pwd module
             user = None
     if host is None:
         try:

@@ -155,7 +155,7 @@ def _installed_other_modules(dists: Any, deep: bool) -> tuple[str, ...]:
 
 def facts_document(facts: EnvFacts) -> dict[str, Any]:
     """The facts as JSON-able dicts; only the relevant distributions (not all of site-packages)."""
-    from dlcheck.env.checks import _is_relevant
+    from dlcheck.env.checks import is_relevant
     from dlcheck.output import to_jsonable
 
     doc: dict[str, Any] = {}
@@ -166,7 +166,7 @@ def facts_document(facts: EnvFacts) -> dict[str, Any]:
         elif f.name == "dists":
             doc[f.name] = {
                 "error": value.error,
-                "relevant": [to_jsonable(d) for d in value.dists if _is_relevant(d.name)],
+                "relevant": [to_jsonable(d) for d in value.dists if is_relevant(d.name)],
                 "total": len(value.dists),
             }
         else:

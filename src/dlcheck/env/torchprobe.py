@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported lazily: this module is on the CLI's start-up path
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from dlcheck.env.facts import ModuleImport, TorchFacts
 
@@ -45,6 +45,8 @@ DOMAIN_MODULES: tuple[tuple[str, bool], ...] = (
 )
 
 CHILD_SCRIPT = r"""
+# Every `except BaseException` below is broad on purpose: the user's torch and libraries may
+# raise anything while importing (SystemExit included), and each failure must become a line.
 import json, sys, time, traceback
 MARK = "@@dlcheck-env@@ "
 def emit(doc):
@@ -60,11 +62,11 @@ if cfg["torch"]:
     t0 = time.perf_counter()
     try:
         import torch
-    except BaseException as exc:
+    except BaseException as exc:  # the user's torch may raise anything while importing
         try:
             import importlib.util
             origin = importlib.util.find_spec("torch").origin
-        except BaseException:
+        except BaseException:  # no spec (None.origin), or a finder that raises
             origin = None
         emit({"kind": "torch", "ok": False, "error": cause(exc), "traceback": tb(exc),
               "import_seconds": time.perf_counter() - t0, "file": origin})
@@ -74,7 +76,7 @@ if cfg["torch"]:
         def grab(key, fn):
             try:
                 d[key] = fn()
-            except BaseException as exc:
+            except BaseException as exc:  # a broken build fails anywhere: record, go on
                 d[key + "_error"] = cause(exc)
         grab("version", lambda: str(torch.__version__))
         grab("file", lambda: torch.__file__)
@@ -88,7 +90,7 @@ if cfg["torch"]:
         if gpu_build and not d.get("cuda_available"):
             try:
                 torch.cuda.init()
-            except BaseException as exc:
+            except BaseException as exc:  # the reason CUDA is unavailable, whatever its type
                 d["cuda_init_error"] = cause(exc)
         if torch.version.cuda:
             grab("nccl", lambda: ".".join(str(x) for x in torch.cuda.nccl.version()))
@@ -102,7 +104,7 @@ for ext in cfg["extensions"] if torch is not None else ():
     name, t1 = ext["module"], time.perf_counter()
     try:
         spec = importlib.util.find_spec(name)
-    except BaseException:
+    except BaseException:  # a third-party finder, or a module left without __spec__
         spec = None
     if spec is None or not spec.origin:
         emit({"kind": "module", "module": name, "found": False, "ok": False, "how": "extension"})
@@ -117,7 +119,7 @@ for ext in cfg["extensions"] if torch is not None else ():
             getattr(getattr(torch.ops, ns), op)
         emit({"kind": "module", "module": name, "found": True, "ok": True, "how": "extension",
               "file": paths[0] if paths else None, "seconds": time.perf_counter() - t1})
-    except BaseException as exc:
+    except BaseException as exc:  # a mismatched extension fails in many ways: each is a finding
         err = cause(exc)
         if exc.__cause__ is not None:  # torch.ops.load_library hides the loader's message
             err += " (" + cause(exc.__cause__) + ")"
@@ -128,7 +130,7 @@ for name in cfg["modules"]:
     t1 = time.perf_counter()
     try:
         found = importlib.util.find_spec(name) is not None
-    except BaseException:
+    except BaseException:  # cannot tell: the import below says what is wrong
         found = True
     if not found:
         emit({"kind": "module", "module": name, "found": False, "ok": False})
@@ -139,7 +141,7 @@ for name in cfg["modules"]:
               "version": str(getattr(mod, "__version__", "") or "") or None,
               "file": getattr(mod, "__file__", None),
               "seconds": time.perf_counter() - t1})
-    except BaseException as exc:
+    except BaseException as exc:  # the user's library may raise anything while importing
         emit({"kind": "module", "module": name, "found": True, "ok": False,
               "error": cause(exc), "traceback": tb(exc), "seconds": time.perf_counter() - t1})
 """
@@ -175,7 +177,7 @@ class TorchProbe:
             except (OSError, AttributeError):  # no process groups (Windows) or already gone
                 with contextlib.suppress(OSError):
                     self.proc.kill()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
 
     def _wait(self) -> bool:
@@ -231,8 +233,9 @@ class TorchProbe:
         )
 
 
-def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
-    with contextlib.suppress(Exception):
+def _drain(stream: Iterable[str], sink: list[str]) -> None:
+    # Reading stops when the child is killed and its pipe closes under us.
+    with contextlib.suppress(OSError, ValueError):
         for line in stream:
             sink.append(line)
 

@@ -166,9 +166,9 @@ def profile_command(
             isolation=isolation,
             max_memory=memory_cap,
         )
-        for v in (opts.pin_memory, opts.persistent_workers):
-            if v is not None and v.lower() not in ("on", "off", "both"):
-                raise UsageError(f"Expected on, off or both, got {v!r}.")
+        for flag in (opts.pin_memory, opts.persistent_workers):
+            if flag is not None and flag.lower() not in ("on", "off", "both"):
+                raise UsageError(f"Expected on, off or both, got {flag!r}.")
         from dlcheck.cliutil import detect_launch
 
         launch = detect_launch()

@@ -82,7 +82,7 @@ class CustomImageDataset:
             self.img_labels = [(row[0], int(row[1])) for row in csv.reader(f)]
         self.img_dir = str(img_dir)
         self.crop = crop
-        self._decode = None
+        self._decode: Any = None
 
     def __len__(self) -> int:
         return len(self.img_labels)

@@ -38,7 +38,7 @@ from dlcheck.profile.search import (
 )
 from dlcheck.profile.sweep import SweepOutcome, outcome_to_result, run_sweep
 from dlcheck.records import Status
-from dlcheck.useroutput import Relay, dedupe
+from dlcheck.useroutput import Relay, dedupe, write_stderr
 
 DEMO_TARGET = "dlcheck.profile.demo:demo_dataset"
 DEFAULT_BUDGET_S = 90.0
@@ -211,13 +211,7 @@ def _show_output(progress: ProgressFn | None) -> Callable[[str], None]:
     """Where the user's own output goes live: the progress display, else our stderr."""
     if progress is not None:
         return lambda line: progress({"type": "output", "line": line})
-
-    def write(line: str) -> None:
-        from dlcheck.redact import scrub
-
-        sys.stderr.write(scrub(line) + "\n")
-
-    return write
+    return write_stderr
 
 
 def describe_target(
