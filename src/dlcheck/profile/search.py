@@ -214,7 +214,12 @@ class AdaptivePlanner:
         self.space = space
         self.seq = worker_sequence(space.max_workers)
         self.primary = (space.pin_memory[0], space.prefetch[0], space.persistent[0])
-        self.notes: list[str] = []  # settings skipped by the cost model, and why
+        self._skipped: dict[tuple[object, int], str] = {}  # (batch size, workers) → why
+
+    @property
+    def notes(self) -> list[str]:
+        """Settings skipped by the cost model, and why (the latest evidence for each)."""
+        return list(self._skipped.values())
 
     def _cannot_win(self, w: int, measured: list[Estimate]) -> str | None:
         """Why ``w`` workers cannot beat what was measured, from the cost figures (or None).
@@ -256,9 +261,9 @@ class AdaptivePlanner:
                         break
                     why = self._cannot_win(w, measured) if space.need is None else None
                     if why:
-                        if why not in self.notes:
-                            self.notes.append(why)
+                        self._skipped[(bs, w)] = why
                         break
+                    self._skipped.pop((bs, w), None)
                     return [(s, 0)]
                 rates.append((w, e.samples_per_s, e.rel_noise))
                 if e.ok:

@@ -46,6 +46,10 @@ DEFAULT_BUDGET_S = 90.0
 # read 1,447 and 1,777 samples/s in two runs; 2 s halves that spread at a few s per sweep.
 MIN_STEADY_S = 2.0
 DEFAULT_TOLERANCE = 0.10
+#: Seconds one setting may take at most (whole epochs of a slow loader), and at least when the
+#: search's --budget is nearly spent.
+MAX_SETTING_S = 20.0
+MIN_SETTING_S = 4.0
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -343,8 +347,13 @@ def _measure_fn(
     server: Any = None,
     budget: Any = None,
     history: list[SettingResult] | None = None,
+    deadline: float | None = None,
 ) -> Callable[[Setting, int, tuple[int, int] | None], SettingResult]:
-    """Measure one setting: forked from ``server`` (a template) when given, else a new child."""
+    """Measure one setting: forked from ``server`` (a template) when given, else a new child.
+
+    ``deadline`` (time.monotonic) is when the search's --budget runs out: no setting is
+    measured for longer than what is left of it (at least a few seconds).
+    """
     from dlcheck.proc import run_child
 
     env = None if obj is not None else _child_env()
@@ -381,6 +390,9 @@ def _measure_fn(
         else:
             # A repeat spent on an uncertain decision gets a longer window.
             request.update(min_s=MIN_STEADY_S + 0.5 * rnd, max_s=6.0)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                request["max_total_s"] = max(MIN_SETTING_S, min(MAX_SETTING_S, left))
         if progress:
             progress({"type": "start", "setting": setting, "round": rnd})
 
@@ -610,7 +622,17 @@ def _profile(
     report.options["memory_budget_bytes"] = budget.memory_bytes
     report.options["shm_budget_bytes"] = budget.shm_bytes
     measure = _measure_fn(
-        target, obj, shape, opts, progress, space.baseline, relay, server, budget, report.results
+        target,
+        obj,
+        shape,
+        opts,
+        progress,
+        space.baseline,
+        relay,
+        server,
+        budget,
+        report.results,
+        deadline=started + opts.budget if opts.workers is None else None,
     )
     try:
         run_sweep(
