@@ -169,3 +169,66 @@ def test_relative_links_resolve(path: Path) -> None:
         if not (path.parent / file).exists():
             broken.append(target)
     assert not broken, f"{path.relative_to(ROOT)}: links to missing files: {broken}"
+
+
+SRC = ROOT / "src" / "dlcheck"
+_PATH_SPAN = re.compile(r"([\w./-]+\.(?:py|json|md))(?::(\w+))?")
+_HEADING = re.compile(r"^#{1,6} ")
+# TARGET shapes, not files.
+_EXAMPLE_SPANS = {"file.py:attr", "path/to/file.py:attr"}
+_DOTTED = re.compile(r"(dlcheck(?:\.\w+)+)(?:\(.*\))?")
+
+
+def _defines(path: Path, name: str) -> bool:
+    text = path.read_text(encoding="utf-8")
+    return re.search(rf"^\s*(?:def|class|async def) {name}\b|^{name}\b.*=", text, re.M) is not None
+
+
+def test_architecture_names_real_files() -> None:
+    """Every file (and ``file.py:function``) the architecture page names exists.
+
+    A bare name under a code-map heading such as ``### `env/` `` is looked up in that folder.
+    """
+    page = DOCS / "ARCHITECTURE.md"
+    folders: list[str] = []
+    missing = []
+    for line in _FENCE.sub("", page.read_text(encoding="utf-8")).splitlines():
+        spans = _CODE_SPAN.findall(line)
+        if _HEADING.match(line):
+            folders = [s.rstrip("/") for s in spans if s.endswith("/")]
+            continue
+        for span in spans:
+            m = _PATH_SPAN.fullmatch(span)
+            if not m or span in _EXAMPLE_SPANS:
+                continue
+            rel, name = m.groups()
+            bases = [ROOT, SRC, *(SRC / f for f in folders)]
+            found = [b / rel for b in bases if (b / rel).is_file()]
+            if not found or (name and not any(_defines(f, name) for f in found)):
+                missing.append(span)
+    assert not missing, f"docs/ARCHITECTURE.md names what does not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", _link_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_dotted_names_resolve(path: Path) -> None:
+    """``dlcheck.x.y`` names in the docs import (modules) or exist (their attributes)."""
+    import importlib
+
+    text = _FENCE.sub("", path.read_text(encoding="utf-8"))
+    broken = []
+    for span in _CODE_SPAN.findall(text):
+        m = _DOTTED.fullmatch(span.strip())
+        if not m:
+            continue
+        parts = m.group(1).split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj: Any = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for attr in parts[i:]:
+                obj = getattr(obj, attr, None)
+            if obj is None:
+                broken.append(span)
+            break
+    assert not broken, f"{path.relative_to(ROOT)} names what does not exist: {broken}"
