@@ -32,7 +32,7 @@ from dlcheck.env.checks.base import (
     is_relevant,
     skip,
 )
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 #: The group modules, in report order: importing them registers their checks (once).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlcheck.env.checks.base import V, Verdict, check, gib, group, skip, torch_ok
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("host", "Host limits for data loading")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dlcheck.env.checks.base import V, Verdict, check, gib, group, skip, torch_ok
-from dlcheck.env.facts import EnvFacts
 from dlcheck.env.nvml import ABSENT_CODES, cause_and_fix
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("nvidia", "NVIDIA driver and GPUs")

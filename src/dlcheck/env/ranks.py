@@ -16,7 +16,7 @@ from dlcheck.errors import UsageError
 
 if TYPE_CHECKING:
     from dlcheck.dist import DistSession, LaunchInfo
-    from dlcheck.env.report import DistEnvReport
+    from dlcheck.env.records import DistEnvReport
 
 # Slack on top of the env run's own limits (torch child, library child, NVML) before rank 0
 # stops waiting for a rank that is alive but still checking.
@@ -28,7 +28,7 @@ def validate_checks(checks: list[str] | None) -> None:
     if not checks:
         return
     from dlcheck.env import checks as checks_mod
-    from dlcheck.env.service import _unknown_checks
+    from dlcheck.env.run import _unknown_checks
 
     try:
         checks_mod.select(list(checks))
@@ -73,7 +73,7 @@ def run_env_distributed(
     finally:
         release()
         # Only a rank that never reached its checks still has the CLI's torch child.
-        from dlcheck.env.torchprobe import discard_prestarted
+        from dlcheck.env.collect_torch import discard_prestarted
 
         discard_prestarted()
 
@@ -93,7 +93,7 @@ def _run(
     import dataclasses
 
     from dlcheck.dist import session, worst_exit
-    from dlcheck.env.report import DistEnvReport
+    from dlcheck.env.records import DistEnvReport
 
     # A rank may be slower than rank 0 (a cold torch import): wait for it as long as its own
     # limits allow (the torch child and the library child each get `timeout`).
@@ -132,7 +132,7 @@ def _local_entry(
 ) -> dict[str, Any]:
     import json
 
-    from dlcheck.env.service import run_env
+    from dlcheck.env.run import run_env
     from dlcheck.output import dumps
 
     report = run_env(checks=checks, timeout=timeout, deep=deep)
