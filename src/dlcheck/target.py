@@ -89,7 +89,7 @@ def _import_source(spec: TargetSpec) -> Any:
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
-        except BaseException as exc:
+        except BaseException as exc:  # the user's module may raise anything, SystemExit too
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise UserCodeError(
@@ -115,7 +115,7 @@ def _import_source(spec: TargetSpec) -> Any:
             "Install the missing package in this environment, or fix the import.",
             detail=traceback.format_exc(),
         ) from None
-    except BaseException as exc:
+    except BaseException as exc:  # the user's module may raise anything, SystemExit too
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise UserCodeError(
@@ -169,7 +169,7 @@ def load_target(spec: TargetSpec | str) -> Any:
         _check_zero_arg(obj, spec)
         try:
             result = obj()
-        except BaseException as exc:
+        except BaseException as exc:  # the user's factory may raise anything, SystemExit too
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise UserCodeError(
@@ -223,6 +223,6 @@ def _candidates(module: Any) -> list[str]:
         try:
             if _is_data(value):
                 names.append(name)
-        except Exception:
+        except Exception:  # a user attribute's __len__/type check may raise anything
             continue
     return names[:8]
