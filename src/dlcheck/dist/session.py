@@ -436,7 +436,7 @@ class DistSession:
                 stage=stage,
                 world_size=self.world_size,
                 timeout_s=self.timeout_s,
-                exited={0: f"lost the connection to rank 0's store: {_last_line(exc)}"},
+                exited={0: f"lost the connection to rank 0's store: {_message(exc)}"},
             ) from None
 
     def _silence_s(self, seq: int) -> float:
@@ -495,7 +495,7 @@ class DistSession:
                 ) from None
             raise DlcheckError(
                 f"The '{stage}' exchange between ranks failed on rank {self.rank}: "
-                f"{_last_line(exc)}.",
+                f"{_message(exc)}.",
                 _HINT,
             ) from None
 
@@ -523,7 +523,7 @@ class DistSession:
             )
         except Exception as exc:  # c10d/gloo errors: shown as one line, never a C++ trace
             raise DlcheckError(
-                f"Rank {self.rank} could not join the gloo process group: {_last_line(exc)}.",
+                f"Rank {self.rank} could not join the gloo process group: {_message(exc)}.",
                 "On several nodes, set GLOO_SOCKET_IFNAME to the network interface the nodes "
                 "reach each other on (e.g. eth0 or ib0), and check that no firewall blocks it.",
             ) from None
@@ -534,7 +534,7 @@ class DistSession:
             store = self._store.clone()
         except Exception as exc:  # c10d store errors: say so, a silent rank would mislead
             sys.stderr.write(
-                f"dlcheck: rank {self.rank} cannot send heartbeats ({_last_line(exc)}); "
+                f"dlcheck: rank {self.rank} cannot send heartbeats ({_message(exc)}); "
                 "other ranks may report it silent.\n"
             )
             return
@@ -632,7 +632,8 @@ def _to_json(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), allow_nan=False)
 
 
-def _last_line(exc: BaseException) -> str:
+def _message(exc: BaseException) -> str:
+    """The last line of an exception's message, without its type (c10d's are long)."""
     text = str(exc).strip().splitlines()
     return text[-1].rstrip(".") if text else type(exc).__name__
 
@@ -695,7 +696,7 @@ def _connect(launch: LaunchInfo, timeout_s: float) -> Any:
     except Exception as exc:  # a broken torch install may raise anything on import
         from dlcheck.errors import TorchMissingError
 
-        raise TorchMissingError("(distributed)", _last_line(exc)) from None
+        raise TorchMissingError("(distributed)", _message(exc)) from None
     if not tdist.is_available():
         raise DlcheckError(
             "This PyTorch build has no torch.distributed, so dlcheck cannot join the other ranks.",
@@ -724,13 +725,13 @@ def _connect(launch: LaunchInfo, timeout_s: float) -> Any:
         detail = "".join(logs).strip() or None
         if host_store:
             raise DlcheckError(
-                f"Rank 0 could not listen on {where}: {_last_line(failure)}.",
+                f"Rank 0 could not listen on {where}: {_message(failure)}.",
                 "Pick a free MASTER_PORT (another job may be using this one).",
                 detail=detail,
             )
         raise DlcheckError(
             f"Rank {launch.rank} could not reach rank 0's store at {where} within "
-            f"{timeout_s:g} s: {_last_line(failure)}.",
+            f"{timeout_s:g} s: {_message(failure)}.",
             "Check that rank 0 was launched with the same MASTER_ADDR/MASTER_PORT and that this "
             "node can reach that address.",
             detail=detail,
