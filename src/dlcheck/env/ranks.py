@@ -92,39 +92,38 @@ def _run(
 ) -> int:
     import dataclasses
 
-    from dlcheck.dist import session, worst_exit
+    from dlcheck.dist.driver import Merged, run_on_ranks
     from dlcheck.env.records import DistEnvReport
 
-    # A rank may be slower than rank 0 (a cold torch import): wait for it as long as its own
-    # limits allow (the torch child and the library child each get `timeout`).
-    wait_s = 2 * timeout + limit + _GATHER_SLACK_S
-    with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
-        release_log_var()  # torch has read it by now
-        mine = ctx.capture(lambda: _local_entry(ctx, checks, timeout, deep, strict))
-        if mine["ok"]:
-            local = int(mine["value"]["exit_code"])
-        else:
-            local = int(mine["error"].get("exit_code") or 1)
-            if report_error is not None:
-                report_error(mine["error"])
-        records = ctx.gather(mine, stage="env reports", wait_s=wait_s)
-        report = None
-        if records is not None:
-            report = DistEnvReport.from_ranks(
-                [_entry(r) for r in records],
-                launcher=launch.launcher,
-                world_size=ctx.world_size,
-                meta={
-                    "dlcheck_version": _version(),
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                },
-            )
-            local = worst_exit([local, report.exit_code(strict)])
-        code = ctx.agree_exit(local)
-        if report is not None:
-            meta = {**report.meta, "duration_s": round(time.perf_counter() - t0, 3)}
-            render(dataclasses.replace(report, meta=meta, agreed_exit=code))
-    return code
+    def merge(ctx: DistSession, records: list[dict[str, Any]]) -> Merged[DistEnvReport]:
+        report = DistEnvReport.from_ranks(
+            [_entry(r) for r in records],
+            launcher=launch.launcher,
+            world_size=ctx.world_size,
+            meta={
+                "dlcheck_version": _version(),
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        return Merged(report, report.exit_code(strict))
+
+    def show(report: DistEnvReport, code: int) -> None:
+        meta = {**report.meta, "duration_s": round(time.perf_counter() - t0, 3)}
+        render(dataclasses.replace(report, meta=meta, agreed_exit=code))
+
+    return run_on_ranks(
+        launch,
+        timeout_s=limit,
+        local=lambda ctx: _local_entry(ctx, checks, timeout, deep, strict),
+        merge=merge,
+        render=show,
+        stage="env reports",
+        # A rank may be slower than rank 0 (a cold torch import): wait for it as long as its
+        # own limits allow (the torch child and the library child each get `timeout`).
+        wait_s=2 * timeout + limit + _GATHER_SLACK_S,
+        report_error=report_error,
+        joined=release_log_var,  # torch has read it by now
+    )
 
 
 def _local_entry(

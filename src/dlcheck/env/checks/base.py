@@ -155,14 +155,6 @@ def is_relevant(name: str) -> bool:
 # ---------------------------------------------------------------- versions and sizes
 
 
-def gib(n: int | None) -> str:
-    if n is None:
-        return "?"
-    if n >= 1024**3:
-        return f"{n / 1024**3:.1f} GiB"
-    return f"{n / 1024**2:.0f} MiB"
-
-
 def major_minor(version: str | None) -> str:
     """``"2.5.1+cu124"`` → ``"2.5"``."""
     return ".".join((version or "").split("+")[0].split(".")[:2])
