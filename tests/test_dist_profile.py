@@ -21,8 +21,14 @@ from dlcheck.profile.distributed import (
     result_from_record,
     result_record,
 )
-from dlcheck.profile.records import EpochTrace, LoaderShape, Setting, SettingResult, Steady
-from dlcheck.profile.service import ProfileReport
+from dlcheck.profile.records import (
+    EpochTrace,
+    LoaderShape,
+    ProfileReport,
+    Setting,
+    SettingResult,
+    Steady,
+)
 from test_dist_session import RankRun
 
 DATA = str(Path(__file__).with_name("dist_profile_data") / "rank_data.py")

@@ -293,7 +293,7 @@ def test_collate_failure_names_field_and_shapes() -> None:
 
 
 def make_report(tmp: Path | None = None) -> object:
-    from dlcheck.profile.service import ProfileReport
+    from dlcheck.profile.records import ProfileReport
 
     shape = LoaderShape("map", False, "pkg.DS", 1000, 64, None, torch_version="2.x")
     results = [fake_result(0, 900.0), fake_result(2, 1750.0), fake_result(4, 1760.0)]

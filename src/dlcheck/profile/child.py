@@ -717,9 +717,9 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         break
                     now = time.perf_counter() - t0
                     if gpu is not None:
-                        ms, nbytes = gpu.copy(batch, non_blocking=setting.pin_memory)
+                        ms, copied = gpu.copy(batch, non_blocking=setting.pin_memory)
                         h2d_ms.append(ms)
-                        h2d_bytes.append(nbytes)
+                        h2d_bytes.append(copied)
                         now = time.perf_counter() - t0
                     times.append(now)
                     sizes.append(batch_len(batch, auto_batched, fallback))

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dlcheck.errors import DlcheckError, UsageError
+from dlcheck.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlcheck.dist import DistSession, LaunchInfo
-    from dlcheck.profile.records import SettingResult
-    from dlcheck.profile.service import ProfileOptions, ProfileReport
+    from dlcheck.profile.records import ProfileReport, SettingResult
+    from dlcheck.profile.service import ProfileOptions
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -238,7 +239,7 @@ def _run(
         if held.get("server") is not None:
             held["server"].close()
     if failure is not None:
-        failure.exit_code = code  # type: ignore[misc]
+        failure.exit_code = ExitCode(code)
         raise failure
     return code
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from dlcheck.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlcheck.profile.service import ProfileReport
+    from dlcheck.profile.records import ProfileReport
 
 
 def check_plot_path(path: str) -> None:

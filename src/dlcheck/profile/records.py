@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from dlcheck.records import Status
+
 SCHEMA = "dlcheck.profile/1"
 
 
@@ -231,3 +233,77 @@ class LoaderShape:
     def from_dict(cls, d: dict[str, Any]) -> LoaderShape:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ---------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class Check:
+    """A CI verdict (min throughput, baseline regression, need, failed settings)."""
+
+    id: str
+    status: Status
+    message: str
+
+
+@dataclass
+class ProfileReport:
+    """Everything measured and decided; renders as the Rich table (also in Jupyter)."""
+
+    target: str
+    shape: LoaderShape | None
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    results: list[SettingResult] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    interrupted: bool = False
+    budget_exhausted: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def recommended(self) -> Recommendation | None:
+        # The fastest batch size's (the JSON's `recommended`).
+        if not self.recommendations:
+            return None
+        return max(self.recommendations, key=lambda r: r.samples_per_s or 0.0)
+
+    @property
+    def failed(self) -> list[SettingResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def broken(self) -> list[SettingResult]:
+        """Failed settings, less those the memory budget skipped or stopped (a limit, not a
+        fault of the user's code)."""
+        return [r for r in self.failed if r.error_kind != "over_budget"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.broken or any(c.status is Status.FAIL for c in self.checks):
+            return 1
+        return 0
+
+    def to_json(self, *, raw: bool = False) -> dict[str, Any]:
+        from dlcheck.profile.render import json_document
+
+        return json_document(self, raw=raw)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from dlcheck.profile.render import WIDE_FROM_COLUMNS, report_renderable
+
+        yield report_renderable(self, wide=options.max_width >= WIDE_FROM_COLUMNS)
+
+    def _repr_html_(self) -> str:
+        import io
+
+        from dlcheck.output import console
+
+        buf = io.StringIO()
+        con = console(file=buf, width=120)
+        con.record = True
+        con.print(self)
+        return con.export_html(inline_styles=True)

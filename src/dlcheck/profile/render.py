@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dlcheck.profile.records import SCHEMA, SettingResult
 
 if TYPE_CHECKING:
-    from dlcheck.profile.service import ProfileReport
+    from dlcheck.profile.records import ProfileReport
 
 CSV_COLUMNS = [
     "num_workers",

@@ -251,7 +251,7 @@ class AdaptivePlanner:
         est = estimates(results)
         # 1. The doubling search, per batch size.
         for bs in space.batch_sizes:
-            rates = []
+            rates: list[tuple[int, float | None, float | None]] = []
             measured: list[Estimate] = []
             for w in self.seq:
                 s = self._primary(w, bs)
@@ -610,10 +610,3 @@ def attach_intervals(results: list[SettingResult]) -> None:
     for r in results:
         e = est.get(r.setting.key())
         r.interval = e.interval if e is not None and r.ok else None
-
-
-def overall(recs: list[Recommendation]) -> Recommendation | None:
-    """The single recommendation for the JSON's `recommended`: the fastest batch size."""
-    if not recs:
-        return None
-    return max(recs, key=lambda r: r.samples_per_s or 0.0)

@@ -97,6 +97,7 @@ def steady_stats(epochs: Iterable[EpochTrace], depth: int, num_workers: int) -> 
     n_samples = sum(n for _, n in flat)
     overall = n_samples / steady_s if steady_s > 0 else None
     rates = _windows(runs, num_workers)
+    rate: float | None
     if len(rates) >= 3:
         rate = median(rates)
         rel_noise = _MEDIAN_SE * _MAD_TO_SD * mad(rates) / rate / math.sqrt(len(rates))
@@ -285,7 +286,11 @@ def training_rate(
         steady_samples_per_s=steady.samples_per_s,
         epochs_timed=len(done),
         epoch_overhead_s=overhead,
-        real_epoch_samples=int(real_epoch_samples) if capped else round(sum(counts) / len(done)),
+        real_epoch_samples=(
+            int(real_epoch_samples)
+            if capped and real_epoch_samples is not None
+            else round(sum(counts) / len(done))
+        ),
         reliable=len(done) >= MIN_EPOCHS,
     )
 
