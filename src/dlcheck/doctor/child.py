@@ -109,7 +109,7 @@ def reporting_crashes(send: Any) -> Iterator[None]:
     error message itself carries the exception and its traceback)."""
     try:
         yield
-    except Exception as exc:
+    except Exception as exc:  # a probe crash: an internal finding
         with contextlib.suppress(Exception):
             send({"crash": crash_origin(exc)})
         raise
@@ -309,7 +309,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
         ctx = make_context(obj, options, source)
         snapshot_threads()
         info = describe(ctx, request.get("target") or "<object>")
-    except Exception as exc:
+    except Exception as exc:  # any failure here is dlcheck's, reported as such
         # TARGET loaded fine; what failed is dlcheck looking at it.
         raise DlcheckError(
             f"dlcheck failed while describing {request.get('target') or 'the object'}: "

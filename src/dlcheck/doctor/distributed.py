@@ -383,5 +383,5 @@ def _raise_root_error(mine: dict[str, Any], records: list[dict[str, Any]], code:
     try:
         raise_from(error)
     except DlcheckError as exc:
-        exc.exit_code = code  # type: ignore[misc,assignment]
+        exc.exit_code = code  # type: ignore[assignment]
         raise

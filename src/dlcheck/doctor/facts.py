@@ -160,7 +160,7 @@ def _feed(h: Any, obj: Any, depth: int) -> None:
                 if flat.dtype != torch.uint8:
                     flat = flat.view(torch.uint8)
                 h.update(flat.numpy()[:FINGERPRINT_BYTES_CAP].tobytes())
-            except Exception:
+            except Exception:  # no byte view (sparse, meta): use repr
                 h.update(repr(t.tolist()).encode())
             return
     if mod == "numpy" and hasattr(obj, "dtype") and hasattr(obj, "tobytes"):
@@ -296,7 +296,7 @@ def sample_problems(sample: Any) -> list[str]:
                     continue
                 n_nan = int(np.isnan(leaf).sum())
                 n_inf = int(np.isinf(leaf).sum())
-        except Exception:
+        except Exception:  # numpy can't test this leaf: skip
             continue
         if n_nan:
             problems.append(f"{path} has {n_nan} NaN")
@@ -483,7 +483,7 @@ def _iter_capped(it: Any, cap: int, deadline: float) -> tuple[list[Any], bool, s
                     return items, False, None
     except _Stalled:
         return items, False, None
-    except Exception as exc:
+    except Exception as exc:  # user code raises anything: a fact
         return items, False, last_line(exc)
     return items, True, None
 
@@ -592,13 +592,13 @@ def classify_handle(obj: Any) -> str | None:
         if tname == "Environment":
             try:
                 obj.flags()
-            except Exception:
+            except Exception:  # a closed env raises lmdb's own error type
                 return None
         return f"lmdb.{tname}"
     if isinstance(obj, sqlite3.Connection):
         try:
             obj.total_changes  # noqa: B018 - raises when the connection is closed
-        except Exception:
+        except Exception:  # a closed connection raises sqlite3's (or a subclass's) own error
             return None
         return "sqlite3.Connection"
     if isinstance(obj, socket.socket):
@@ -702,7 +702,7 @@ def _pickle_error(obj: Any) -> str | None:
         return None
     except RecursionError:
         return "RecursionError: too deeply nested to pickle"
-    except Exception as exc:
+    except Exception as exc:  # pickling user objects can raise anything: that is the finding
         return last_line(exc)
 
 
@@ -819,7 +819,7 @@ def _first_index_error(ctx: ProbeContext, ok_below: int, fails_at: int) -> int:
             lo = mid
         except IndexError:
             hi = mid
-        except Exception:
+        except Exception:  # user code raises anything: a fact
             lo = mid
     return hi
 
@@ -850,7 +850,7 @@ def _samples_for_contract(
             last_ok = i
         except IndexError:
             index_errors.append(i)
-        except Exception:
+        except Exception:  # user code raises anything: a fact
             other_errors += 1
     first_bad = None
     if index_errors:
@@ -899,7 +899,7 @@ def collect_sample_contract(ctx: ProbeContext, send: Send) -> dict[str, Any]:
                 for p, leaf in leaves(out, "batch")
                 if isinstance(leaf, torch.Tensor) and leaf.dtype == torch.float64
             ]
-        except Exception as exc:
+        except Exception as exc:  # user code raises anything: a fact
             facts["collate_error"] = last_line(exc)
     return facts
 
@@ -907,7 +907,7 @@ def collect_sample_contract(ctx: ProbeContext, send: Send) -> dict[str, Any]:
 def _check_one(ctx: ProbeContext, i: int) -> dict[str, Any] | None:
     try:
         sample = _fetch(ctx, i)
-    except Exception as exc:
+    except Exception as exc:  # user code raises anything: a fact
         return {"index": i, "error": last_line(exc)}
     problems = sample_problems(sample)
     return {"index": i, "problems": problems} if problems else None
@@ -927,7 +927,7 @@ class CheckingDataset:
         i = self.indices[j]
         try:
             sample = self.dataset[i]
-        except Exception as exc:
+        except Exception as exc:  # user code raises anything: a fact
             return (i, {"index": i, "error": last_line(exc)})
         problems = sample_problems(sample)
         return (i, {"index": i, "problems": problems} if problems else None)
@@ -958,7 +958,7 @@ def collect_corrupt_samples(ctx: ProbeContext, send: Send) -> dict[str, Any]:
                         break
         except _Stalled:
             facts["stalled"] = True
-        except Exception as exc:
+        except Exception as exc:  # user code raises anything: a fact
             bad.append({"index": checked, "error": last_line(exc), "stream_position": True})
         facts.update(checked=checked, total=None, stream=True)
         return facts
@@ -1000,7 +1000,7 @@ def collect_corrupt_samples(ctx: ProbeContext, send: Send) -> dict[str, Any]:
                         "step": f"scanning: {checked} of {len(indices)} checked, next index {nxt}",
                     }
                 )
-    except Exception as exc:
+    except Exception as exc:  # user code raises anything: a fact
         facts["loader_error"] = last_line(exc)
         facts["stopped_at"] = indices[checked] if checked < len(indices) else None
     send({"progress": checked, "total": len(indices)})
@@ -1040,7 +1040,7 @@ def collect_resources(ctx: ProbeContext, send: Send) -> dict[str, Any]:
         facts.update(batch_bytes=batch_bytes, tensors_per_batch=tensors, batch_error=None)
     except StopIteration:
         facts.update(batch_bytes=None, tensors_per_batch=None, batch_error="the loader is empty")
-    except Exception as exc:
+    except Exception as exc:  # user code raises anything: a fact
         facts.update(batch_bytes=None, tensors_per_batch=None, batch_error=last_line(exc))
     shm = host.shm_facts()
     nofile = host.nofile_facts()
@@ -1114,7 +1114,7 @@ def _duplicates_map(ctx: ProbeContext) -> dict[str, Any]:
     )
     try:
         indices = [int(i) for i in iter(sampler)]
-    except Exception as exc:
+    except Exception as exc:  # user code raises anything: a fact
         facts["sampler_error"] = last_line(exc)
         return facts
     counts = Counter(indices)
@@ -1136,7 +1136,7 @@ def _first_per_worker(
             firsts.setdefault(int(w), f)
             if len(firsts) >= workers or time.monotonic() > deadline:
                 break
-    except Exception as exc:
+    except Exception as exc:  # user code raises anything: a fact
         return firsts, last_line(exc)
     return firsts, None
 
@@ -1177,10 +1177,10 @@ def collect_shared_rng(ctx: ProbeContext, send: Send) -> dict[str, Any]:
     facts["persistent_workers"] = persistent
     facts["iterable"] = ctx.iterable
     if ctx.iterable:
-        firsts = [next(iter(ctx.dataset), _EMPTY) for _ in range(2)]
-        if any(x is _EMPTY for x in firsts):
+        two_firsts = [next(iter(ctx.dataset), _EMPTY) for _ in range(2)]
+        if any(x is _EMPTY for x in two_firsts):
             return {**facts, "random": None, "reason": "the stream yields no sample"}
-        a, b = (fingerprint(x) for x in firsts)
+        a, b = (fingerprint(x) for x in two_firsts)
         facts["what"] = "the first sample of a fresh iterator"
         dataset, sampler = ctx.dataset, None
     else:
@@ -1219,7 +1219,7 @@ def _uss() -> int | None:
 
     try:
         return int(psutil.Process().memory_full_info().uss)
-    except Exception:
+    except Exception:  # psutil may lack uss on this platform or be denied: not available
         return None
 
 
@@ -1292,12 +1292,12 @@ class ThreadsProbeDataset:
         try:
             for j in range(min(8, len(self.dataset))):
                 self.dataset[j]
-        except Exception as exc:
+        except Exception as exc:  # user code raises anything: a fact
             err = last_line(exc)
         return thread_facts(err, before)
 
 
-class ThreadsProbeIterable(IterableDataset):  # type: ignore[type-arg]
+class ThreadsProbeIterable(IterableDataset):
     """Iterable wrapper: one real sample in the worker, then its thread pools."""
 
     def __init__(self, dataset: Any):
@@ -1310,7 +1310,7 @@ class ThreadsProbeIterable(IterableDataset):  # type: ignore[type-arg]
             for j, _sample in enumerate(self.dataset):
                 if j >= 7:
                     break
-        except Exception as exc:
+        except Exception as exc:  # user code raises anything: a fact
             err = last_line(exc)
         yield thread_facts(err, before)
 
@@ -1321,7 +1321,7 @@ def thread_cpu_times() -> dict[int, float]:
 
     try:
         return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
-    except Exception:
+    except Exception:  # psutil may be denied the thread list: not available
         return {}
 
 
@@ -1352,7 +1352,7 @@ def thread_facts(sample_error: str | None, before: dict[int, float]) -> dict[str
                     "num_threads": int(p.get("num_threads") or 1),
                 }
             )
-    except Exception:
+    except Exception:  # psutil may be denied or the worker gone: no worker rows
         pass
     cv2 = sys.modules.get("cv2")
     if cv2 is not None:
@@ -1487,10 +1487,10 @@ def patch_distributed(
         LOCAL_RANK=str(rank if local_rank is None else local_rank),
         LOCAL_WORLD_SIZE=str(world_size if local_world_size is None else local_world_size),
     )
-    dist.is_available = lambda: True  # type: ignore[assignment]
-    dist.is_initialized = lambda: True  # type: ignore[assignment]
-    dist.get_rank = lambda group=None: rank  # type: ignore[assignment]
-    dist.get_world_size = lambda group=None: world_size  # type: ignore[assignment]
+    dist.is_available = lambda: True
+    dist.is_initialized = lambda: True
+    dist.get_rank = lambda group=None: rank
+    dist.get_world_size = lambda group=None: world_size
 
 
 def rank_samples(
@@ -1552,13 +1552,13 @@ def rank_samples(
         indices = [int(i) for i in iter(sampler)]
         facts["samples"] = [f"index {i}" for i in indices]
         facts["complete"] = True
-    except Exception as exc:
+    except Exception as exc:  # user code raises anything: a fact
         facts.update(samples=[], complete=False, error=last_line(exc))
         return facts
     for i in indices[:fetch]:
         try:
             _fetch(ctx, i)
-        except Exception as exc:
+        except Exception as exc:  # user code raises anything: a fact
             facts["fetch_error"] = {"index": i, "error": last_line(exc)}
             break
     facts["fetched"] = min(fetch, len(indices))

@@ -1442,23 +1442,31 @@ def judge_determinism(f: Facts, other: Facts | None) -> list[Finding]:
 
 # ---------------------------------------------------------------- dispatch
 
-JUDGES: dict[str, Callable[[Facts], list[Finding]]] = {
-    "duplicates": judge_duplicates,
-    "shared_rng": judge_shared_rng,
-    "spawn_safety": judge_spawn_safety,
-    "fork_safety": judge_fork_safety,
-    "corrupt_samples": judge_corrupt_samples,
-    "sample_contract": judge_sample_contract,
-    "memory_growth": judge_memory_growth,
-    "resources": judge_resources,
-    "threads": judge_threads,
-    "sampler_epoch": judge_sampler_epoch,
-    "cuda_in_worker": judge_cuda_in_worker,
+
+def _without_second_run(
+    judge_one: Callable[[Facts], list[Finding]],
+) -> Callable[[Facts, Facts | None], list[Finding]]:
+    """Adapts a judge of one run to the (facts, second run) signature all judges share."""
+    return lambda facts, _extra: judge_one(facts)
+
+
+# Every registered probe has exactly one judge here (tests/test_doctor_registry.py checks).
+JUDGES: dict[str, Callable[[Facts, Facts | None], list[Finding]]] = {
+    "duplicates": _without_second_run(judge_duplicates),
+    "shared_rng": _without_second_run(judge_shared_rng),
+    "spawn_safety": _without_second_run(judge_spawn_safety),
+    "fork_safety": _without_second_run(judge_fork_safety),
+    "corrupt_samples": _without_second_run(judge_corrupt_samples),
+    "sample_contract": _without_second_run(judge_sample_contract),
+    "memory_growth": _without_second_run(judge_memory_growth),
+    "resources": _without_second_run(judge_resources),
+    "threads": _without_second_run(judge_threads),
+    "determinism": judge_determinism,
+    "sampler_epoch": _without_second_run(judge_sampler_epoch),
+    "cuda_in_worker": _without_second_run(judge_cuda_in_worker),
 }
 
 
 def judge(probe: str, facts: Facts, extra: Facts | None = None) -> list[Finding]:
     """Findings of one probe from its facts (``extra``: the determinism probe's second run)."""
-    if probe == "determinism":
-        return judge_determinism(facts, extra)
-    return JUDGES[probe](facts)
+    return JUDGES[probe](facts, extra)

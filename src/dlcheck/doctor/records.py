@@ -22,6 +22,9 @@ class ProbeSpec:
     detects: str
     cost: str
     touches_samples: bool  # fetches samples (skipped once the dataset has hung)
+    # Position in the run: nothing that fetches a sample runs before the attribute walks, so
+    # they see the dataset exactly as the DataLoader workers would inherit it.
+    run_order: int
 
 
 PROBES: tuple[ProbeSpec, ...] = (
@@ -31,6 +34,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "an IterableDataset that every worker (or rank) reads in full",
         "one pass with 0 and one with N workers (capped at 20,000 samples)",
         True,
+        80,
     ),
     ProbeSpec(
         "shared_rng",
@@ -38,6 +42,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "an RNG created in __init__ that repeats its draws in every worker and epoch",
         "4 fetches of one index in 2 workers, 2 epochs",
         True,
+        90,
     ),
     ProbeSpec(
         "spawn_safety",
@@ -45,6 +50,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "dataset, collate_fn or worker_init_fn that cannot be pickled (lambdas, handles)",
         "one pickle of the dataset (no sample fetched)",
         False,
+        30,
     ),
     ProbeSpec(
         "fork_safety",
@@ -52,6 +58,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "h5py files, LMDB envs, sqlite3, open files, sockets, threads, held locks",
         "an attribute walk (no sample fetched)",
         False,
+        10,
     ),
     ProbeSpec(
         "corrupt_samples",
@@ -59,6 +66,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "exceptions, NaN/Inf and None in samples",
         "64 spread indices (all with --scan, in parallel)",
         True,
+        60,
     ),
     ProbeSpec(
         "sample_contract",
@@ -66,6 +74,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "__len__ vs __getitem__, ragged shapes, changing keys/dtypes, float64",
         "32 spread indices and one collate call",
         True,
+        50,
     ),
     ProbeSpec(
         "memory_growth",
@@ -73,6 +82,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "large Python containers whose pages every worker copies while reading",
         "an attribute walk; if suspicious, up to 3 s of fetches in a forked worker",
         True,
+        100,
     ),
     ProbeSpec(
         "resources",
@@ -80,6 +90,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "batches × workers × prefetch over /dev/shm, fd limit, more workers than CPUs",
         "one real batch with 0 workers",
         True,
+        70,
     ),
     ProbeSpec(
         "threads",
@@ -87,6 +98,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "torch, BLAS/OpenMP and OpenCV threads × workers above the usable cores",
         "up to 8 samples in each of N workers",
         True,
+        110,
     ),
     ProbeSpec(
         "determinism",
@@ -94,6 +106,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "a seeded run that differs between processes, or depends on num_workers",
         "first 4 batches in 2 fresh processes and with 0 workers",
         True,
+        120,
     ),
     ProbeSpec(
         "sampler_epoch",
@@ -101,6 +114,7 @@ PROBES: tuple[ProbeSpec, ...] = (
         "set_epoch never called (same order every epoch); eval padding duplicates",
         "two sampler passes (no sample fetched)",
         False,
+        40,
     ),
     ProbeSpec(
         "cuda_in_worker",
@@ -108,27 +122,14 @@ PROBES: tuple[ProbeSpec, ...] = (
         "CUDA tensors held by the dataset, CUDA initialised before fork",
         "an attribute walk (no sample fetched)",
         False,
+        20,
     ),
 )
 
 PROBE_IDS: tuple[str, ...] = tuple(p.id for p in PROBES)
 PROBES_BY_ID: dict[str, ProbeSpec] = {p.id: p for p in PROBES}
-# Order the runner uses: nothing that fetches a sample runs before the attribute walks, so
-# they see the dataset exactly as the DataLoader workers would inherit it.
-RUN_ORDER: tuple[str, ...] = (
-    "fork_safety",
-    "cuda_in_worker",
-    "spawn_safety",
-    "sampler_epoch",
-    "sample_contract",
-    "corrupt_samples",
-    "resources",
-    "duplicates",
-    "shared_rng",
-    "memory_growth",
-    "threads",
-    "determinism",
-)
+# Order the runner uses, derived from each spec's ``run_order`` (the one place it is set).
+RUN_ORDER: tuple[str, ...] = tuple(p.id for p in sorted(PROBES, key=lambda p: p.run_order))
 
 
 # ``Finding.error["kind"]`` of a probe that crashed inside dlcheck: a dlcheck bug, never a

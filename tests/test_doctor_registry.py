@@ -1,0 +1,51 @@
+"""The doctor probe registry agrees with itself: specs, run order, collectors, judges, docs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from dlcheck.cli import app
+from dlcheck.doctor.facts import COLLECTORS
+from dlcheck.doctor.judge import JUDGES
+from dlcheck.doctor.probe_docs import probes_markdown
+from dlcheck.doctor.records import PROBE_IDS, PROBES, PROBES_BY_ID, RUN_ORDER
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "probes.md"
+
+
+def test_every_spec_is_complete_and_unique() -> None:
+    assert len(set(PROBE_IDS)) == len(PROBE_IDS)
+    for p in PROBES:
+        assert p.id.isidentifier(), p
+        assert p.title.strip() and p.detects.strip() and p.cost.strip(), p.id
+        assert isinstance(p.touches_samples, bool), p.id
+    orders = [p.run_order for p in PROBES]
+    assert len(set(orders)) == len(orders), "two probes share a run_order"
+    assert PROBES_BY_ID.keys() == set(PROBE_IDS)
+
+
+def test_every_probe_runs_and_has_a_collector_and_a_judge() -> None:
+    # A probe missing from any of these would never run, or crash when judged.
+    assert sorted(RUN_ORDER) == sorted(PROBE_IDS)
+    assert set(COLLECTORS) == set(PROBE_IDS)
+    assert set(JUDGES) == set(PROBE_IDS)
+
+
+def test_run_order_keeps_attribute_walks_before_sample_fetches() -> None:
+    touches = [PROBES_BY_ID[p].touches_samples for p in RUN_ORDER]
+    assert touches == sorted(touches), "a probe that fetches samples runs before a walk"
+
+
+def test_every_probe_is_listed_by_the_cli() -> None:
+    out = CliRunner().invoke(app, ["doctor", "--list-probes", "--json"])
+    assert out.exit_code == 0, out.output
+    assert [p["id"] for p in json.loads(out.stdout)["probes"]] == list(PROBE_IDS)
+
+
+def test_docs_probes_md_is_generated_from_the_specs() -> None:
+    assert DOCS.read_text() == probes_markdown(), (
+        "docs/probes.md is out of date: run `python -m dlcheck.doctor.probe_docs > docs/probes.md`"
+    )
