@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from dlcheck.cli import app
 from dlcheck.doctor.facts import COLLECTORS
 from dlcheck.doctor.judge import JUDGES
 from dlcheck.doctor.probe_docs import probes_markdown
+from dlcheck.doctor.probes import probe_modules
 from dlcheck.doctor.records import PROBE_IDS, PROBES, PROBES_BY_ID, RUN_ORDER
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "probes.md"
@@ -49,3 +52,15 @@ def test_docs_probes_md_is_generated_from_the_specs() -> None:
     assert DOCS.read_text() == probes_markdown(), (
         "docs/probes.md is out of date: run `python -m dlcheck.doctor.probe_docs > docs/probes.md`"
     )
+
+
+@pytest.mark.parametrize("mod", probe_modules(), ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_probe_module_is_complete(mod: object) -> None:
+    spec = mod.SPEC  # type: ignore[attr-defined]
+    assert spec.id == mod.__name__.rsplit(".", 1)[-1]  # type: ignore[attr-defined]
+    assert COLLECTORS[spec.id] is mod.collect  # type: ignore[attr-defined]
+    assert JUDGES[spec.id] is mod.judge  # type: ignore[attr-defined]
+    facts_cls = mod.FACTS  # type: ignore[attr-defined]
+    assert dataclasses.is_dataclass(facts_cls) and facts_cls.__dataclass_params__.frozen
+    example = facts_cls.example()
+    assert facts_cls.from_dict(json.loads(json.dumps(example.to_dict()))) == example

@@ -1467,6 +1467,15 @@ COLLECTORS: dict[str, Callable[[ProbeContext, Send], dict[str, Any]]] = {
 }
 
 
+def _add_module_collectors() -> None:
+    from dlcheck.doctor.probes import probe_modules
+
+    COLLECTORS.update({m.SPEC.id: m.collect for m in probe_modules()})
+
+
+_add_module_collectors()
+
+
 # ---------------------------------------------------------------- shard audit (one rank)
 
 

@@ -1467,6 +1467,15 @@ JUDGES: dict[str, Callable[[Facts, Facts | None], list[Finding]]] = {
 }
 
 
+def _add_module_judges() -> None:
+    from dlcheck.doctor.probes import probe_modules
+
+    JUDGES.update({m.SPEC.id: m.judge for m in probe_modules()})
+
+
+_add_module_judges()
+
+
 def judge(probe: str, facts: Facts, extra: Facts | None = None) -> list[Finding]:
     """Findings of one probe from its facts (``extra``: the determinism probe's second run)."""
     return JUDGES[probe](facts, extra)

@@ -8,23 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlcheck.doctor.spec import ProbeSpec
 from dlcheck.records import Status
 
 SCHEMA = "dlcheck.doctor/1"
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    """One probe: its JSON id, what it looks for and what it costs."""
-
-    id: str
-    title: str
-    detects: str
-    cost: str
-    touches_samples: bool  # fetches samples (skipped once the dataset has hung)
-    # Position in the run: nothing that fetches a sample runs before the attribute walks, so
-    # they see the dataset exactly as the DataLoader workers would inherit it.
-    run_order: int
 
 
 PROBES: tuple[ProbeSpec, ...] = (
@@ -126,6 +113,15 @@ PROBES: tuple[ProbeSpec, ...] = (
     ),
 )
 
+
+def _module_probes() -> tuple[ProbeSpec, ...]:
+    from dlcheck.doctor.probes import probe_modules
+
+    return tuple(m.SPEC for m in probe_modules())
+
+
+# Built-in probes above; a probe that is one module under doctor/probes/ adds itself.
+PROBES = PROBES + _module_probes()
 PROBE_IDS: tuple[str, ...] = tuple(p.id for p in PROBES)
 PROBES_BY_ID: dict[str, ProbeSpec] = {p.id: p for p in PROBES}
 # Order the runner uses, derived from each spec's ``run_order`` (the one place it is set).
