@@ -1,0 +1,203 @@
+"""`dlcheck profile --step / --step-time`: the loop's input-bound share, checked against a loop
+timed by hand on the same loader in the same run (tests/inputbound_loops.py: 4 ms samples,
+batches of 16, a 20 ms step: about 0.69, 0.38 and 0 with 1, 2 and 4 workers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlcheck.errors import UsageError
+from dlcheck.profile.step import (
+    LoopEpoch,
+    choose_by_share,
+    loop_figures,
+    parse_step_time,
+    share_reason,
+)
+
+TESTS = Path(__file__).parent
+SRC = TESTS.parent / "src"
+WORKERS = (1, 2, 4)
+#: Measured share vs the hand-timed loop, same machine, same run.
+TOLERANCE = 0.08
+
+
+def _dlcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]),
+        "COLUMNS": "80",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "dlcheck", "profile", *args],
+        cwd=TESTS,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.fixture(scope="module")
+def hand_timed() -> dict[int, float]:
+    """Input-bound share per worker count, three epochs of the loop timed by hand (pooled, each
+    epoch's first batch left out, as watch and profile do)."""
+    from inputbound_loops import hand_timed_loop, sleepy_loader
+    from step_target import BATCHES
+
+    shares = {}
+    for w in WORKERS:
+        loader = sleepy_loader(w, BATCHES)
+        runs = [hand_timed_loop(loader) for _ in range(3)]
+        shares[w] = sum(r.wait_s for r in runs) / sum(r.wall_s for r in runs)
+    return shares
+
+
+def _first_under_5(shares: dict[int, float]) -> int:
+    under = [w for w in sorted(shares) if shares[w] < 0.05]
+    return under[0] if under else min(shares, key=lambda w: (shares[w], w))
+
+
+def _check_against_hand(proc: subprocess.CompletedProcess, hand: dict[int, float]) -> None:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    shares = {}
+    for r in doc["results"]:
+        w = r["setting"]["num_workers"]
+        assert r["tier"] in ("not", "moderately", "highly")
+        assert 17 <= r["step_ms"] <= 40, r["step_ms"]  # a 20 ms sleep, on a busy machine
+        assert r["wait_ms"]["p50"] <= r["wait_ms"]["p95"]
+        assert r["loop_samples_per_s"] > 0
+        shares[w] = r["input_bound"]
+    assert set(shares) == set(WORKERS)
+    side_by_side = {w: (round(shares[w], 3), round(hand[w], 3)) for w in WORKERS}
+    print("profile vs hand-timed:", side_by_side)
+    for w in WORKERS:
+        assert abs(shares[w] - hand[w]) <= TOLERANCE, side_by_side
+    # The recommendation follows the rule on its own figures ...
+    rec = doc["recommended"]
+    assert rec["num_workers"] == _first_under_5(shares), (rec, side_by_side)
+    assert rec["input_bound"] == pytest.approx(shares[rec["num_workers"]])
+    # ... and agrees with the hand-timed loop unless a figure sits right at the 5 % line.
+    if all((shares[w] < 0.05) == (hand[w] < 0.05) for w in WORKERS):
+        assert rec["num_workers"] == _first_under_5(hand), side_by_side
+    if shares[rec["num_workers"]] >= 0.05:
+        assert "the loader is the bottleneck" in rec["reason"]
+
+
+def test_step_function_share_matches_hand_timed_loop(hand_timed: dict[int, float]) -> None:
+    proc = _dlcheck(
+        "step_target:loader",
+        "--step",
+        "step_target:train_step",
+        "--workers",
+        ",".join(map(str, WORKERS)),
+        "--json",
+    )
+    _check_against_hand(proc, hand_timed)
+
+
+def test_step_time_share_matches_hand_timed_loop_with_fake_cuda(
+    hand_timed: dict[int, float],
+) -> None:
+    # FakeCuda moves each batch (a few microseconds at 12 GB/s): the copy path is exercised.
+    proc = _dlcheck(
+        "step_target:loader",
+        "--step-time",
+        "20ms",
+        "--workers",
+        ",".join(map(str, WORKERS)),
+        "--pin-memory",
+        "off",
+        "--json",
+        env={"DLCHECK_FAKE_CUDA": "12"},
+    )
+    _check_against_hand(proc, hand_timed)
+    doc = json.loads(proc.stdout)
+    assert all(r["gpu"]["available"] for r in doc["results"])
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--step", "step_target:no_such_step"], "--step 'step_target:no_such_step'"),
+        (["--step", "step_target:not_callable"], "not a function"),
+        (["--step", "no colon here"], "--step 'no colon here' is not of the form"),
+        (["--step", "step_target:train_step", "--step-time", "20ms"], "exclude each other"),
+        (["--step-time", "soon"], "--step-time 'soon'"),
+    ],
+)
+def test_bad_step_is_a_one_line_usage_error(args: list[str], says: str) -> None:
+    proc = _dlcheck("step_target:loader", *args, "--workers", "0", "--duration", "0.5")
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert says in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_table_fits_80_columns_with_step() -> None:
+    proc = _dlcheck(
+        "step_target:loader", "--step-time", "0.02", "--workers", "2", "--duration", "0.5"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wait %" in proc.stdout and "step ms" in proc.stdout
+    assert "…" not in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize(("raw", "s"), [("20ms", 0.02), ("0.02s", 0.02), ("0.02", 0.02)])
+def test_parse_step_time(raw: str, s: float) -> None:
+    assert parse_step_time(raw) == pytest.approx(s)
+
+
+@pytest.mark.parametrize("raw", ["", "0", "-1ms", "20 minutes", "ms"])
+def test_parse_step_time_rejects(raw: str) -> None:
+    with pytest.raises(UsageError):
+        parse_step_time(raw)
+
+
+def test_loop_figures_leave_out_each_epochs_first_batch() -> None:
+    # Two epochs: a 1 s start-up, then 3 steps of 20 ms each waiting 10 ms: share 1/3.
+    e = LoopEpoch((1.0, 0.01, 0.01, 0.01), (0.02,) * 4, (16,) * 4, 0.02 + 3 * 0.03)
+    f = loop_figures([e, e])
+    assert f is not None
+    assert f.input_bound == pytest.approx(0.03 / 0.11)
+    assert f.tier == "highly"
+    assert f.first_batch_ms == pytest.approx(1000)
+    assert f.wait_ms["p50"] == pytest.approx(10)
+    assert f.step_ms == pytest.approx(20)
+    assert f.samples_per_s == pytest.approx(48 / 0.11)
+
+
+class _E:
+    def __init__(self, w: int, share: float):
+        from dlcheck.profile.records import Setting
+
+        self.setting = Setting(num_workers=w, batch_size=16)
+        e = LoopEpoch((0.1, share * 0.1), (0.1 * (1 - share),) * 2, (16, 16), 0.1)
+        self.loop = loop_figures([e])
+
+
+def test_choose_by_share_cheapest_under_5_percent_else_least_waiting() -> None:
+    def cost(e: _E) -> int:
+        return e.setting.num_workers
+
+    group = [_E(1, 0.69), _E(2, 0.38), _E(4, 0.01), _E(8, 0.0)]
+    assert choose_by_share(group, cost).setting.num_workers == 4
+    slow = [_E(1, 0.69), _E(2, 0.5), _E(4, 0.38)]
+    rec = choose_by_share(slow, cost)
+    assert rec.setting.num_workers == 4
+    assert share_reason(rec, slow).startswith(
+        "the loader is the bottleneck: the loop waits 38% of its time even at 4 workers"
+    )
