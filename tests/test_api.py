@@ -7,7 +7,7 @@ import sys
 def test_api_functions_survive_subpackage_imports() -> None:
     code = (
         "import dlcheck\n"
-        "import dlcheck.env.report, dlcheck.profile.records, dlcheck.doctor.records\n"
+        "import dlcheck.env.records, dlcheck.profile.records, dlcheck.doctor.records\n"
         "assert callable(dlcheck.env) and callable(dlcheck.profile) and callable(dlcheck.doctor)\n"
         "report = dlcheck.env(checks=['host'])\n"
         "assert report.checks, report\n"

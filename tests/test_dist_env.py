@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dist_helpers import launch_dlcheck, torchrun_dlcheck
-from dlcheck.env.report import SCHEMA_FILE
+from dlcheck.env.records import SCHEMA_FILE
 from test_dist_session import RankRun
 
 # Set on rank 1 only: rank 0, which prints, cannot know these values.

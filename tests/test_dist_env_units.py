@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlcheck.cli import app
-from dlcheck.env.report import SCHEMA_FILE, DistEnvReport
+from dlcheck.env.records import SCHEMA_FILE, DistEnvReport
 from dlcheck.output import console
 
 LAUNCH = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999", "WORLD_SIZE": "2"}
@@ -22,7 +22,7 @@ LAUNCH = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999", "WORLD_SIZE": "2"}
 @pytest.fixture(scope="module")
 def base() -> dict[str, Any]:
     """One real single-process report (host checks only: no torch import)."""
-    from dlcheck.env.service import run_env
+    from dlcheck.env.run import run_env
 
     return run_env(checks=["host"]).to_dict()
 
@@ -163,7 +163,7 @@ def test_list_checks_prints_once_per_job() -> None:
 
 
 def test_bad_timeout_is_a_usage_error_and_kills_the_prestarted_child(monkeypatch) -> None:
-    from dlcheck.env import torchprobe
+    from dlcheck.env import collect_torch as torchprobe
 
     killed: list[bool] = []
 

@@ -19,7 +19,6 @@ import pytest
 
 from dlcheck.dist import RankFailure, stdout_to_stderr, worst_exit
 from dlcheck.dist.exitcode import normalize_exit
-from dlcheck.dist.simulate import simulated_rank
 
 DRIVER = Path(__file__).parent / "dist_data" / "driver.py"
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
@@ -288,15 +287,3 @@ def test_stdout_to_stderr_moves_python_and_fd_output(capfd: pytest.CaptureFixtur
     out, err = capfd.readouterr()
     assert out == "back on stdout\n"
     assert "from python" in err and "from fd 1" in err
-
-
-def test_simulated_rank_reports_rank_and_restores_env() -> None:
-    import torch.distributed as dist
-
-    before = os.environ.get("RANK")
-    with simulated_rank(2, 4) as real:
-        assert os.environ["RANK"] == "2" and os.environ["WORLD_SIZE"] == "4"
-        if real:
-            assert (dist.get_rank(), dist.get_world_size()) == (2, 4)
-    assert os.environ.get("RANK") == before
-    assert not dist.is_initialized()

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from dlcheck.env.checks import REGISTRY, Check, evaluate, select
-from dlcheck.env.facts import EnvVarFacts, JupyterFacts, KernelSpec
+from dlcheck.env.records import EnvVarFacts, JupyterFacts, KernelSpec
 from dlcheck.host import CpuFacts, NofileFacts, ShmFacts
 from dlcheck.records import Status
 from env_fixtures import (
@@ -547,7 +547,7 @@ def test_missing_required_facts_skip_and_crashing_check_is_error(monkeypatch) ->
 
 
 def test_extension_load_failure_fails_with_the_paired_release() -> None:
-    from dlcheck.env.facts import ModuleImport
+    from dlcheck.env.records import ModuleImport
 
     err = "OSError: Could not load this library: /x/torchvision/_C.so (OSError: undefined symbol)"
     ext = ModuleImport("torchvision", found=True, ok=False, error=err, how="extension")
@@ -559,7 +559,7 @@ def test_extension_load_failure_fails_with_the_paired_release() -> None:
 
 
 def test_a_failed_record_wins_over_a_successful_one() -> None:
-    from dlcheck.env.facts import ModuleImport
+    from dlcheck.env.records import ModuleImport
 
     ok_ext = ModuleImport("torchvision", found=True, ok=True, how="extension")
     bad_import = module("torchvision", ok=False, error="RuntimeError: boom")

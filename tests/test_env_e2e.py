@@ -161,7 +161,7 @@ def runs(layout) -> dict[str, Run]:
 def test_healthy_run_json_is_valid(runs) -> None:
     import jsonschema
 
-    from dlcheck.env.report import SCHEMA_FILE
+    from dlcheck.env.records import SCHEMA_FILE
 
     r = runs["json"]
     assert r.returncode == 0, r.output
@@ -336,7 +336,7 @@ def test_python_api_with_fake_nvml() -> None:
 
 
 def test_prestart_only_for_plain_env_runs(monkeypatch) -> None:
-    from dlcheck.env import torchprobe
+    from dlcheck.env import collect_torch as torchprobe
 
     started: list[str] = []
 

@@ -10,11 +10,11 @@ import pytest
 
 from dlcheck.env import tables
 from dlcheck.env.checks import evaluate
+from dlcheck.env.collect import probe_dists, probe_envvars, probe_jupyter, probe_toolkit
+from dlcheck.env.collect_torch import MARK, parse_output
 from dlcheck.env.nvml import NvmlCallError, probe_nvml
-from dlcheck.env.probes import probe_dists, probe_envvars, probe_jupyter, probe_toolkit
-from dlcheck.env.report import SCHEMA, EnvReport, comparable_from_facts
-from dlcheck.env.service import facts_document
-from dlcheck.env.torchprobe import MARK, parse_output
+from dlcheck.env.records import SCHEMA, EnvReport, comparable_from_facts
+from dlcheck.env.run import facts_document
 from dlcheck.host import NofileFacts
 from dlcheck.records import Status
 from env_fixtures import GIB, FakeGpu, FakeNvml, healthy, host, torch
@@ -315,7 +315,7 @@ def test_exit_codes_and_roundtrip() -> None:
 def test_document_validates_against_schema() -> None:
     import jsonschema
 
-    from dlcheck.env.report import SCHEMA_FILE
+    from dlcheck.env.records import SCHEMA_FILE
 
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.validate(

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dlcheck.cli import app
 from dlcheck.env import checks
 from dlcheck.env.checks.base import PROBES, check
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 from env_fixtures import healthy
 

@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 
 from dlcheck.env.checks import Check
+from dlcheck.env.records import EnvReport
 from dlcheck.env.render import privacy_filter, render_checks, render_console, render_markdown
-from dlcheck.env.report import EnvReport
 from dlcheck.records import Status
 
 CHECKS = [

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dlcheck.host import CpuFacts, cgroup_cpu_quota, cpu_facts, nofile_facts, shm_facts
@@ -33,6 +34,9 @@ def test_usable_is_smallest_limit() -> None:
 
 
 def test_real_host_facts() -> None:
-    assert cpu_facts().usable >= 1
-    assert nofile_facts().soft is None or nofile_facts().soft > 0
-    assert shm_facts().total_bytes is None or shm_facts().total_bytes > 0
+    import resource
+
+    assert 1 <= cpu_facts().usable <= len(os.sched_getaffinity(0))
+    assert nofile_facts().soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    st = os.statvfs("/dev/shm")
+    assert shm_facts().total_bytes == st.f_blocks * st.f_frsize

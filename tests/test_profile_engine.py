@@ -94,9 +94,9 @@ def test_between_run_noise_and_intervals() -> None:
     assert noise == pytest.approx(((0.1**2 * 2 + 0.05**2 * 2) / 2) ** 0.5)
     lo, hi = stats.interval(100.0, 0.05)
     assert lo == pytest.approx(90.2) and hi == pytest.approx(109.8)
-    assert stats.intervals_overlap(100, 0.05, 108, 0.05)
-    assert not stats.intervals_overlap(100, 0.01, 108, 0.01)
-    assert not stats.intervals_overlap(100, 0.5, 112, 0.5)  # never more than 10 % apart
+    assert stats.intervals_overlap(100, 0.05, 104.5, 0.05)
+    assert not stats.intervals_overlap(100, 0.005, 104.5, 0.005)
+    assert not stats.intervals_overlap(100, 0.5, 106, 0.5)  # never more than 5 % apart
 
 
 def test_contenders_are_repeated_interleaved_and_their_spread_sets_the_noise() -> None:

@@ -14,6 +14,13 @@ sys.path.insert(0, str(Path(__file__).parent / "profile_data"))
 from profile_helpers import leftovers, run_cli
 
 MAX_JSON_BYTES = 64 * 1024
+SCHEMA_FILE = Path(__file__).parent.parent / "src" / "dlcheck" / "profile" / "schema.json"
+
+
+def validate(doc: dict) -> None:
+    import jsonschema
+
+    jsonschema.validate(doc, json.loads(SCHEMA_FILE.read_text()))
 
 
 def test_user_output_reaches_stderr_deduplicated_and_beside_the_error() -> None:
@@ -38,11 +45,13 @@ def test_json_is_small_by_default_and_raw_brings_the_times_back() -> None:
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert len(plain.stdout.encode()) < MAX_JSON_BYTES, len(plain.stdout)
     doc = json.loads(plain.stdout)
+    validate(doc)
     assert len(doc["results"]) >= 4
     assert all("raw" not in r for r in doc["results"])
     raw = run_cli([*args, "--raw"])
     assert raw.returncode == 0, raw.stderr[-3000:]
     rdoc = json.loads(raw.stdout)
+    validate(rdoc)
     assert all(r["raw"]["epochs"][0]["times_s"] for r in rdoc["results"] if r["ok"])
 
 
@@ -134,3 +143,9 @@ def test_golden_output_at_80_columns() -> None:
     """The whole human report of a hand-built run, byte for byte (trailing blanks aside)."""
     text = "\n".join(ln.rstrip() for ln in _render(80, gpu=True).splitlines()) + "\n"
     assert text == GOLDEN.read_text(), text
+
+
+def test_hand_built_report_and_failures_match_the_schema() -> None:
+    from test_profile_units import make_report
+
+    validate(json.loads(json.dumps(make_report().to_json(raw=True))))  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from typing import Any
 
 def env(**options: Any) -> Any:
     """Run the `dlcheck env` checks and return the report."""
-    from dlcheck.env.service import run_env
+    from dlcheck.env.run import run_env
 
     return run_env(**options)
 

@@ -174,6 +174,6 @@ def memory_facts(root: Path = CGROUP_ROOT) -> MemoryFacts:
         vm = psutil.virtual_memory()
         total: int | None = int(vm.total)
         available: int | None = int(vm.available)
-    except Exception:
+    except Exception:  # psutil missing or a restricted /proc: "not available"
         total = available = None
     return MemoryFacts(total, available, cgroup_memory_limit(root))

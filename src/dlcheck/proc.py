@@ -187,7 +187,9 @@ def _alive(pid: int) -> bool:
 
 def _set_parent_death_signal() -> None:
     """Linux: die with the parent, so a SIGKILLed dlcheck never orphans a hung child."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(
+        Exception
+    ):  # no libc/prctl (not Linux): the group kill still cleans up
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -236,7 +238,7 @@ def run_child(
         else:
             popen = _spawn(func, write_fd, out_w, env)
             pid = popen.pid
-    except BaseException:
+    except BaseException:  # Ctrl-C included: close our fds, then re-raise
         for fd in (read_fd, write_fd, out_r, out_w):
             if fd >= 0:
                 os.close(fd)
@@ -491,7 +493,7 @@ def _fork_child(
     out_r: int,
 ) -> int:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a closed or replaced stream: nothing to flush
             stream.flush()
     pid = os.fork()
     if pid:
@@ -515,7 +517,7 @@ def _fork_child(
         req = dict(request)
         req["_object"] = obj
         code = _child.serve(func, req, write_fd)
-    except BaseException:
+    except BaseException:  # anything, Ctrl-C too: a fork must never return
         code = 70
     finally:
         os._exit(code)

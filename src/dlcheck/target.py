@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcheck.errors import DlcheckError, UsageError
+from dlcheck.fmt import last_line
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,6 @@ def parse_target(raw: str) -> TargetSpec:
     return TargetSpec(raw=text, source=source, attr=attr, is_file=is_file)
 
 
-def _last_line(exc: BaseException) -> str:
-    lines = traceback.format_exception_only(type(exc), exc)
-    return lines[-1].strip() if lines else type(exc).__name__
-
-
 def _import_source(spec: TargetSpec) -> Any:
     if spec.is_file:
         path = Path(spec.source)
@@ -89,11 +85,11 @@ def _import_source(spec: TargetSpec) -> Any:
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
-        except BaseException as exc:
+        except BaseException as exc:  # the user's module may raise anything, SystemExit too
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise UserCodeError(
-                f"Importing {path.name} raised {_last_line(exc)}",
+                f"Importing {path.name} raised {last_line(exc)}",
                 "Fix the error in your module (run with -v to see the traceback).",
                 detail=traceback.format_exc(),
             ) from None
@@ -111,15 +107,15 @@ def _import_source(spec: TargetSpec) -> Any:
                 "or give a file path such as path/to/data.py:attr.",
             ) from None
         raise UserCodeError(
-            f"Importing {spec.source} raised {_last_line(exc)}",
+            f"Importing {spec.source} raised {last_line(exc)}",
             "Install the missing package in this environment, or fix the import.",
             detail=traceback.format_exc(),
         ) from None
-    except BaseException as exc:
+    except BaseException as exc:  # the user's module may raise anything, SystemExit too
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise UserCodeError(
-            f"Importing {spec.source} raised {_last_line(exc)}",
+            f"Importing {spec.source} raised {last_line(exc)}",
             "Fix the error in your module (run with -v to see the traceback).",
             detail=traceback.format_exc(),
         ) from None
@@ -169,11 +165,11 @@ def load_target(spec: TargetSpec | str) -> Any:
         _check_zero_arg(obj, spec)
         try:
             result = obj()
-        except BaseException as exc:
+        except BaseException as exc:  # the user's factory may raise anything, SystemExit too
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise UserCodeError(
-                f"{spec.attr}() raised {_last_line(exc)}",
+                f"{spec.attr}() raised {last_line(exc)}",
                 "Fix the factory (run with -v to see the traceback).",
                 detail=traceback.format_exc(),
             ) from None
@@ -223,6 +219,6 @@ def _candidates(module: Any) -> list[str]:
         try:
             if _is_data(value):
                 names.append(name)
-        except Exception:
+        except Exception:  # a user attribute's __len__/type check may raise anything
             continue
     return names[:8]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from dlcheck.env.facts import (
+from dlcheck.env.nvml import FakeGpu, FakeNvml, probe_nvml
+from dlcheck.env.records import (
     DistFacts,
     DistsFacts,
     EnvFacts,
@@ -19,7 +20,6 @@ from dlcheck.env.facts import (
     ToolkitFacts,
     TorchFacts,
 )
-from dlcheck.env.nvml import FakeGpu, FakeNvml, probe_nvml
 from dlcheck.host import CpuFacts, MemoryFacts, NofileFacts, ShmFacts
 
 GIB = 1024**3

@@ -7,6 +7,8 @@ rank whose env run failed). Output: plain dicts shaped like env check records.
 
 from __future__ import annotations
 
+from dlcheck.fmt import size
+
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -175,20 +177,11 @@ def ranks_label(ranks: Iterable[int]) -> str:
     return ("rank " if len(ranks) == 1 else "ranks ") + compress_ranks(ranks)
 
 
-def _fmt_bytes(n: int | float) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
-
-
 def format_value(value: Any, kind: str = "text") -> str:
     if value is None:
         return "n/a"
     if kind == "bytes" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _fmt_bytes(value)
+        return size(value)
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) if value else "none"
     return str(value)

@@ -436,7 +436,7 @@ class DistSession:
                 stage=stage,
                 world_size=self.world_size,
                 timeout_s=self.timeout_s,
-                exited={0: f"lost the connection to rank 0's store: {_last_line(exc)}"},
+                exited={0: f"lost the connection to rank 0's store: {_message(exc)}"},
             ) from None
 
     def _silence_s(self, seq: int) -> float:
@@ -476,7 +476,7 @@ class DistSession:
         """When this rank's heartbeat counter last moved (monotonic, local clock)."""
         try:
             value = int(self._store.add(f"hb/{rank}", 0))
-        except Exception:
+        except Exception:  # c10d store errors (RuntimeError subclasses, OSError): unknown
             value = -1
         seen = self._hb_seen.get(rank)
         if seen is None or seen[0] != value:
@@ -486,7 +486,7 @@ class DistSession:
     def _collective(self, stage: str, op: Callable[[], Any]) -> None:
         try:
             op()
-        except Exception as exc:
+        except Exception as exc:  # gloo/c10d raise RuntimeError subclasses of many kinds
             # Every rank had arrived, so a rank must have died in between: name it if we can.
             exited = self._exited(set(range(self.world_size)) - {self.rank})
             if exited:
@@ -495,7 +495,7 @@ class DistSession:
                 ) from None
             raise DlcheckError(
                 f"The '{stage}' exchange between ranks failed on rank {self.rank}: "
-                f"{_last_line(exc)}.",
+                f"{_message(exc)}.",
                 _HINT,
             ) from None
 
@@ -521,9 +521,9 @@ class DistSession:
                 # timeout is a backstop; a floor keeps a loaded machine from tripping it.
                 timeout=timedelta(seconds=max(self.timeout_s, _GLOO_MIN_TIMEOUT_S)),
             )
-        except Exception as exc:
+        except Exception as exc:  # c10d/gloo errors: shown as one line, never a C++ trace
             raise DlcheckError(
-                f"Rank {self.rank} could not join the gloo process group: {_last_line(exc)}.",
+                f"Rank {self.rank} could not join the gloo process group: {_message(exc)}.",
                 "On several nodes, set GLOO_SOCKET_IFNAME to the network interface the nodes "
                 "reach each other on (e.g. eth0 or ib0), and check that no firewall blocks it.",
             ) from None
@@ -532,19 +532,23 @@ class DistSession:
     def _start_heartbeat(self) -> None:
         try:
             store = self._store.clone()
-        except Exception:
+        except Exception as exc:  # c10d store errors: say so, a silent rank would mislead
+            sys.stderr.write(
+                f"dlcheck: rank {self.rank} cannot send heartbeats ({_message(exc)}); "
+                "other ranks may report it silent.\n"
+            )
             return
         interval = max(0.1, min(1.0, self.timeout_s / 5))
         key = f"hb/{self.rank}"
 
         def beat() -> None:
+            # A failed beat is retried at the next interval: one transient store error must
+            # not stop the heartbeat and make a healthy rank look silent to rank 0.
             while not self._hb_stop.wait(interval):
-                try:
+                with contextlib.suppress(Exception):  # c10d store errors: retried next beat
                     store.add(key, 1)
-                except Exception:
-                    return
 
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # the first beat is retried by the thread
             store.add(key, 1)
         self._hb_thread = threading.Thread(target=beat, name="dlcheck-heartbeat", daemon=True)
         self._hb_thread.start()
@@ -557,7 +561,7 @@ class DistSession:
             info = {"interrupted": True}
         else:
             info = {"message": error_record(exc)["message"]}
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # best effort: the store may be gone already
             self._store.set(f"abort/{self.rank}", json.dumps(info))
 
     def _finish(self) -> None:
@@ -567,7 +571,7 @@ class DistSession:
         before it has printed; rank 0 waits for the byes so it does not close the store under
         a rank that is still talking to it.
         """
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # best effort: leaving must never raise
             if self.is_root:
                 self._store.set("done", "1")
                 others = set(range(1, self.world_size))
@@ -603,7 +607,7 @@ class DistSession:
         if self._pg:
             import torch.distributed as tdist
 
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a broken group cannot be torn down cleanly
                 tdist.destroy_process_group()
             self._pg = False
 
@@ -628,7 +632,8 @@ def _to_json(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), allow_nan=False)
 
 
-def _last_line(exc: BaseException) -> str:
+def _message(exc: BaseException) -> str:
+    """The last line of an exception's message, without its type (c10d's are long)."""
     text = str(exc).strip().splitlines()
     return text[-1].rstrip(".") if text else type(exc).__name__
 
@@ -665,7 +670,7 @@ def _captured_stderr_fd() -> Iterator[list[str]]:
     import tempfile
 
     box: list[str] = []
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # a closed or replaced stderr: nothing to flush
         sys.stderr.flush()
     try:
         tmp = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (closed in the finally below)
@@ -688,10 +693,10 @@ def _connect(launch: LaunchInfo, timeout_s: float) -> Any:
     quiet_c10d_logs()
     try:
         import torch.distributed as tdist
-    except Exception as exc:
+    except Exception as exc:  # a broken torch install may raise anything on import
         from dlcheck.errors import TorchMissingError
 
-        raise TorchMissingError("(distributed)", _last_line(exc)) from None
+        raise TorchMissingError("(distributed)", _message(exc)) from None
     if not tdist.is_available():
         raise DlcheckError(
             "This PyTorch build has no torch.distributed, so dlcheck cannot join the other ranks.",
@@ -713,20 +718,20 @@ def _connect(launch: LaunchInfo, timeout_s: float) -> Any:
                 wait_for_workers=False,
                 multi_tenant=host_store,
             )
-        except Exception as exc:
+        except Exception as exc:  # c10d raises RuntimeError subclasses and OSError: reported below
             failure = exc
     if failure is not None:
         where = f"{launch.master_addr}:{launch.master_port}"
         detail = "".join(logs).strip() or None
         if host_store:
             raise DlcheckError(
-                f"Rank 0 could not listen on {where}: {_last_line(failure)}.",
+                f"Rank 0 could not listen on {where}: {_message(failure)}.",
                 "Pick a free MASTER_PORT (another job may be using this one).",
                 detail=detail,
             )
         raise DlcheckError(
             f"Rank {launch.rank} could not reach rank 0's store at {where} within "
-            f"{timeout_s:g} s: {_last_line(failure)}.",
+            f"{timeout_s:g} s: {_message(failure)}.",
             "Check that rank 0 was launched with the same MASTER_ADDR/MASTER_PORT and that this "
             "node can reach that address.",
             detail=detail,
@@ -790,7 +795,7 @@ def session(
                     exited=exited,
                 ) from None
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # Ctrl-C and SystemExit too: the other ranks must learn why
             ctx._abort(exc)
             raise
         else:
@@ -806,7 +811,7 @@ def session(
 @contextlib.contextmanager
 def stdout_to_stderr() -> Iterator[None]:
     """Send everything written to stdout (sys.stdout and fd 1, child processes too) to stderr."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # a closed or replaced stdout: nothing to flush
         sys.stdout.flush()
     saved_fd = None
     with contextlib.suppress(OSError):
@@ -817,7 +822,7 @@ def stdout_to_stderr() -> Iterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a closed or replaced stderr: nothing to flush
             sys.stderr.flush()
         sys.stdout = saved
         if saved_fd is not None:

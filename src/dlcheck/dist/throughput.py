@@ -4,7 +4,7 @@ Input: per-rank result records, each a dict with ``rank``, ``setting`` (the swep
 ``{"num_workers": 2, "batch_size": 64}``), ``samples_per_s`` (None when the setting failed) and
 ``error`` (None, a message, or an error dict). Nothing here measures or prints.
 
-Definitions (documented in the README, "Under torchrun and SLURM"):
+Definitions (documented in docs/distributed.md):
 
 * aggregate samples/s — the sum over the ranks that measured the setting;
 * lockstep samples/s — ranks × the slowest rank's samples/s: what synchronous data-parallel

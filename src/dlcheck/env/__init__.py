@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from dlcheck._apimodule import make_callable
 
-make_callable(__name__, "dlcheck.env.service:run_env")
+make_callable(__name__, "dlcheck.env.run:run_env")

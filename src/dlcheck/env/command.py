@@ -16,10 +16,10 @@ from dlcheck.cliutil import (
     handle_errors,
     print_rank_error,
 )
-from dlcheck.env.torchprobe import prestart_for_cli
+from dlcheck.env.collect_torch import prestart_for_cli
 
 if TYPE_CHECKING:
-    from dlcheck.env.report import DistEnvReport, EnvReport
+    from dlcheck.env.records import DistEnvReport, EnvReport
 
 # `import torch` is the slow part of `dlcheck env`: start it now, before Typer parses argv.
 prestart_for_cli(sys.argv)
@@ -72,7 +72,7 @@ def env_command(
                 _list(json_out)
             return
         if launch is not None:
-            from dlcheck.env.distributed import run_env_distributed
+            from dlcheck.env.ranks import run_env_distributed
 
             code = run_env_distributed(
                 launch,
@@ -87,7 +87,7 @@ def env_command(
                 report_error=lambda err: print_rank_error(err, launch.rank, verbose),
             )
             raise typer.Exit(code)
-        from dlcheck.env.service import run_env
+        from dlcheck.env.run import run_env
 
         report = run_env(checks=check or None, timeout=timeout, deep=deep)
         _render(report, json_out=json_out, markdown=markdown, verbose=verbose, strict=strict)

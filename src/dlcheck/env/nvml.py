@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from dlcheck.env.facts import GpuFacts, NvmlFacts
+from dlcheck.env.records import GpuFacts, NvmlFacts
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcheck.env.checks import GROUPS, Check
-from dlcheck.env.report import DistEnvReport, EnvReport
+from dlcheck.env.records import DistEnvReport, EnvReport
 from dlcheck.records import Status, summary_line
 
 _PROBLEM = {Status.WARN, Status.FAIL, Status.ERROR}

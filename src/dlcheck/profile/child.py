@@ -403,14 +403,17 @@ class _RandomSubset:
         return self.n
 
 
-#: A bounded epoch spans at least this many batches and 4 pipeline depths: real epochs up to
-#: this long (the demo's 4,096 images at batch 64) are measured whole, as training runs them.
-EPOCH_MIN_BATCHES = 64
+#: Real epochs up to this many batches (the demo's 4,096 images at batch 64) are measured
+#: whole, as training runs them; longer ones are bounded.
+EPOCH_WHOLE_BATCHES = 64
+#: A bounded epoch spans at least this many batches and 4 pipeline depths: enough for a steady
+#: rate and the per-epoch overhead, short enough that slow settings still get several epochs.
+EPOCH_MIN_BATCHES = 16
 EPOCH_DEPTHS = 4
 
 
 def epoch_cap(setting: Setting) -> int:
-    """Batches in a bounded epoch: long enough that start-up and drain are a fair share."""
+    """Batches in a bounded epoch: the overhead is measured on it, then spread (stats)."""
     return max(EPOCH_MIN_BATCHES, EPOCH_DEPTHS * setting.depth)
 
 
@@ -610,6 +613,8 @@ class _Plan:
         self.target = target_batches(self.depth, self.workers)
         self.epochs = epochs
         self.min_epochs = int(req.get("min_epochs", 3))
+        # Two whole epochs suffice once this long has passed (repeats add runs, not epochs).
+        self.two_epochs_s = float(req.get("two_epochs_s", 4.0))
 
     def done(
         self,
@@ -631,7 +636,7 @@ class _Plan:
                 return epochs >= MIN_EPOCHS and now >= float(self.duration)
             if epochs >= self.min_epochs and now >= self.min_s:
                 return True
-            return epochs >= MIN_EPOCHS and now >= self.max_s
+            return epochs >= MIN_EPOCHS and now >= self.two_epochs_s
         if self.duration is not None:
             d = float(self.duration)
             return steady_s >= d or since_first_s >= max(3 * d, d + 5)
@@ -678,7 +683,8 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         # Rank by whole epochs as training runs them; a huge dataset gets bounded epochs.
         real_batches, real_samples = _real_epoch(loader)
         capped = False
-        if setting.num_workers and real_batches and real_batches > epoch_cap(setting):
+        bound = max(EPOCH_WHOLE_BATCHES, epoch_cap(setting))
+        if setting.num_workers and real_batches and real_batches > bound:
             with contextlib.suppress(Exception):
                 loader = build_loader(obj, setting, request.get("shard"), epoch_cap(setting))
                 capped = True

@@ -473,8 +473,9 @@ def bottleneck(e: Estimate, usable_cpus: int) -> tuple[str, str] | None:
         return "cpu", f"workers busy {busy_cores:.1f} of {cores}; {per}"
     if (c.main_busy or 0.0) >= MAIN_BOUND:
         return "main", f"main process busy {c.main_busy:.2f} of a core ({main}); workers {per}"
-    if busy_cores < WAIT_SHARE * min(w, usable_cpus):
-        return "wait", f"workers mostly idle: busy {busy_cores:.1f} of {cores}; {per}"
+    # Mostly idle for their number: each worker spends most of its time waiting.
+    if busy_cores < WAIT_SHARE * w:
+        return "wait", f"workers mostly idle: {busy_cores:.1f} cores busy across {w} workers; {per}"
     return None
 
 

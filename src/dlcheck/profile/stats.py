@@ -301,8 +301,9 @@ def _replace(st: Steady, **changes: object) -> Steady:
 #: Half-width of an interval, in standard errors (about 95 %).
 INTERVAL_Z = 1.96
 #: Never treat a setting more than this much slower as "as good as the best", however wide
-#: the intervals (the recommendation stays within 10 % of the best measured figure).
-OVERLAP_CAP = 0.10
+#: the intervals: the recommendation stays within 5 % of the best measured figure, leaving
+#: room for noise under the 0.9-of-best target.
+OVERLAP_CAP = 0.05
 
 
 def between_run_noise(runs: Sequence[Sequence[float]]) -> float | None:

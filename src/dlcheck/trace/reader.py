@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ STEP_RE = re.compile(r"^ProfilerStep#(\d+)$")
 LOADER_RE = re.compile(r"DataLoader.*?#?(\w*DataLoaderIter\w*)?\.__next__$")
 
 
-def load_events(path: str | Path) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
+def load_events(path: str | os.PathLike[str]) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
     """The trace's events and its top-level metadata; UsageError when it cannot be read."""
     p = Path(path)
     try:
@@ -96,7 +97,7 @@ def find_spans(events: Iterable[Mapping[str, Any]]) -> tuple[list, list, list, b
     return steps, loader, h2d, has_cuda
 
 
-def read_trace(path: str | Path) -> TraceFile:
+def read_trace(path: str | os.PathLike[str]) -> TraceFile:
     events, meta = load_events(path)
     steps, loader, h2d, has_cuda = find_spans(events)
     info = meta.get("distributedInfo") if isinstance(meta, dict) else None

@@ -137,12 +137,17 @@ class Watch(Generic[T]):
         stream = self._stream or sys.stderr
         path = self.output_path()
         if path is not None:
+            from dlcheck.errors import DlcheckError
             from dlcheck.output import dumps, write_text_file
 
             try:
+                # Inside a training script a run folder is made on demand (the CLI's
+                # --output checks its folder up front instead).
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
                 write_text_file(path, dumps(s.to_dict()) + "\n")
-            except OSError as exc:  # never stop the user's training for a result file
-                stream.write(f"dlcheck.watch: cannot write {path} ({exc}); training goes on.\n")
+            except (OSError, DlcheckError) as exc:  # never stop training for a result file
+                why = exc.message if isinstance(exc, DlcheckError) else f"{path}: {exc}."
+                stream.write(f"dlcheck.watch: cannot write the summary ({why}) Training goes on.\n")
         if self.verdict:
             from dlcheck.watch.render import verdict_line
 

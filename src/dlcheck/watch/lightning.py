@@ -23,7 +23,8 @@ from typing import Any
 try:
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # the older package name
-    from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef]
+    # Same class under its older import path; mypy sees two distinct types.
+    from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]
 
 from dlcheck.watch.core import Watch
 from dlcheck.watch.records import WatchSummary

@@ -51,11 +51,11 @@ def summarize(
         first, last = ep.first, stop - 1
         if ep.end_ns is not None:
             until, wait_idx = ep.end_ns, range(first + 1, stop)
-            step_marks = [*starts[first + 1 : stop], ep.end_ns]
+            step_marks: list[int] = [*starts[first + 1 : stop], ep.end_ns]
             step_from = ends[first:stop]
         else:
             until, wait_idx = starts[last], range(first + 1, last)
-            step_marks = starts[first + 1 : stop]
+            step_marks = list(starts[first + 1 : stop])
             step_from = ends[first:last]
         ep_waits = [ends[k] - starts[k] for k in wait_idx]
         waits_ns += ep_waits

@@ -27,12 +27,11 @@ from dlcheck.env.checks.base import (
     Verdict,
     check,
     cudnn_text,
-    gib,
     group,
     is_relevant,
     skip,
 )
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 #: The group modules, in report order: importing them registers their checks (once).
@@ -68,7 +67,6 @@ __all__ = [
     "check",
     "cudnn_text",
     "evaluate",
-    "gib",
     "group",
     "is_relevant",
     "needed_probes",

@@ -10,49 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from dlcheck.env.facts import EnvFacts, GpuFacts, TorchFacts
+from dlcheck.env.records import Check, EnvFacts, GpuFacts, TorchFacts, cudnn_text
+
+# Check and cudnn_text live with the records; the checks package re-exports them.
+__all__ = ["Check", "cudnn_text"]
 from dlcheck.records import Status
 
 PYTORCH_INSTALL = "https://pytorch.org/get-started/locally/"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One verdict: what was looked at, what it means, and what to do."""
-
-    id: str
-    group: str
-    title: str
-    status: Status
-    summary: str
-    fix: str | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
-    detail: str | None = None  # a traceback or long text: shown with -v only
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "group": self.group,
-            "title": self.title,
-            "status": self.status.value,
-            "summary": self.summary,
-            "fix": self.fix,
-            "facts": self.facts,
-            "detail": self.detail,
-        }
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Check:
-        return cls(
-            id=doc["id"],
-            group=doc["group"],
-            title=doc.get("title", doc["id"]),
-            status=Status(doc["status"]),
-            summary=doc.get("summary", ""),
-            fix=doc.get("fix"),
-            facts=dict(doc.get("facts") or {}),
-            detail=doc.get("detail"),
-        )
 
 
 @dataclass(frozen=True)
@@ -191,23 +155,6 @@ def is_relevant(name: str) -> bool:
 # ---------------------------------------------------------------- versions and sizes
 
 
-def gib(n: int | None) -> str:
-    if n is None:
-        return "?"
-    if n >= 1024**3:
-        return f"{n / 1024**3:.1f} GiB"
-    return f"{n / 1024**2:.0f} MiB"
-
-
 def major_minor(version: str | None) -> str:
     """``"2.5.1+cu124"`` → ``"2.5"``."""
     return ".".join((version or "").split("+")[0].split(".")[:2])
-
-
-def cudnn_text(v: int | None) -> str | None:
-    """cuDNN's integer version as text: 90100 → ``"9.1.0"``, 8902 → ``"8.9.2"``."""
-    if v is None:
-        return None
-    if v >= 90000:  # cuDNN 9+: major*10000 + minor*100 + patch
-        return f"{v // 10000}.{(v % 10000) // 100}.{v % 100}"
-    return f"{v // 1000}.{(v % 1000) // 100}.{v % 100}"

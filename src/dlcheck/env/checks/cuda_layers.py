@@ -17,8 +17,8 @@ from dlcheck.env.checks.base import (
     torch_ok,
     torch_skip,
 )
-from dlcheck.env.facts import EnvFacts
 from dlcheck.env.nvml import ABSENT_CODES, cause_and_fix
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("cuda", "CUDA cross-layer")

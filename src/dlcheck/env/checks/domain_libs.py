@@ -8,7 +8,7 @@ from typing import Any
 
 from dlcheck.env import tables
 from dlcheck.env.checks.base import CheckFn, V, Verdict, check, group, major_minor, skip
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("libs", "Domain libraries")

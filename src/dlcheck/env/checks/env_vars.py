@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlcheck.env.checks.base import V, Verdict, check, group
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("envvars", "Environment variables")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlcheck.env.checks.base import V, Verdict, check, gib, group, skip, torch_ok
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.checks.base import V, Verdict, check, group, skip, torch_ok
+from dlcheck.env.records import EnvFacts
+from dlcheck.fmt import size
 from dlcheck.records import Status
 
 GROUP = group("host", "Host limits for data loading")
@@ -34,7 +35,7 @@ def _shm(f: EnvFacts) -> Verdict:
     if s.total_bytes <= SHM_FAIL:
         return V(
             Status.FAIL,
-            f"{s.path} is {gib(s.total_bytes)} (Docker's default is 64 MiB): DataLoader workers "
+            f"{s.path} is {size(s.total_bytes)} (Docker's default is 64 MiB): DataLoader workers "
             "die with 'bus error' / 'No space left on device'",
             fix,
             **facts,
@@ -42,7 +43,7 @@ def _shm(f: EnvFacts) -> Verdict:
     if s.total_bytes < SHM_WARN:
         return V(
             Status.WARN,
-            f"{s.path} is only {gib(s.total_bytes)}: large batches from worker processes can "
+            f"{s.path} is only {size(s.total_bytes)}: large batches from worker processes can "
             "exhaust it",
             fix,
             **facts,
@@ -50,14 +51,14 @@ def _shm(f: EnvFacts) -> Verdict:
     if s.free_bytes is not None and s.free_bytes < min(SHM_WARN, s.total_bytes // 4):
         return V(
             Status.WARN,
-            f"{s.path} is almost full: {gib(s.free_bytes)} free of {gib(s.total_bytes)}",
+            f"{s.path} is almost full: {size(s.free_bytes)} free of {size(s.total_bytes)}",
             "Look for leftovers from killed runs: `ls -la /dev/shm` (torch_* files) and delete "
             "those no process uses.",
             **facts,
         )
     return V(
         Status.PASS,
-        f"{s.path}: {gib(s.total_bytes)} ({gib(s.free_bytes)} free)",
+        f"{s.path}: {size(s.total_bytes)} ({size(s.free_bytes)} free)",
         **facts,
     )
 
@@ -142,10 +143,10 @@ def _memory(f: EnvFacts) -> Verdict:
     if m.total_bytes is None:
         return skip("memory size unknown", **facts)
     limit = m.total_bytes
-    text = f"{gib(m.total_bytes)} RAM, {gib(m.available_bytes)} available"
+    text = f"{size(m.total_bytes)} RAM, {size(m.available_bytes)} available"
     if m.cgroup_limit_bytes and m.cgroup_limit_bytes < m.total_bytes:
         limit = m.cgroup_limit_bytes
-        text += f", cgroup limit {gib(m.cgroup_limit_bytes)}"
+        text += f", cgroup limit {size(m.cgroup_limit_bytes)}"
     if m.available_bytes is not None and m.available_bytes < limit // 10:
         return V(
             Status.WARN,

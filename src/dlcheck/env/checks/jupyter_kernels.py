@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from dlcheck.env.checks.base import V, Verdict, check, group, skip
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("jupyter", "Jupyter")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dlcheck.env.checks.base import V, Verdict, check, gib, group, skip, torch_ok
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.checks.base import V, Verdict, check, group, skip, torch_ok
 from dlcheck.env.nvml import ABSENT_CODES, cause_and_fix
+from dlcheck.env.records import EnvFacts
+from dlcheck.fmt import size
 from dlcheck.records import Status
 
 GROUP = group("nvidia", "NVIDIA driver and GPUs")
@@ -57,7 +58,7 @@ def _nvidia_gpus(f: EnvFacts) -> Verdict:
             else "sm_?"
         )
         mig = ", MIG on" if g.mig_enabled else ""
-        lines.append(f"{g.index}: {g.name} ({gib(g.memory_total_bytes)}, {cc}{mig})")
+        lines.append(f"{g.index}: {g.name} ({size(g.memory_total_bytes)}, {cc}{mig})")
     fix = None
     if any(g.mig_enabled for g in n.gpus):
         fix = "MIG is on: select instances with CUDA_VISIBLE_DEVICES=MIG-<uuid> (`nvidia-smi -L`)."

@@ -17,7 +17,7 @@ from dlcheck.env.checks.base import (
     major_minor,
     skip,
 )
-from dlcheck.env.facts import DistFacts, EnvFacts
+from dlcheck.env.records import DistFacts, EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("python", "Python and environment")

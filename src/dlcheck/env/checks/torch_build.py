@@ -15,7 +15,7 @@ from dlcheck.env.checks.base import (
     torch_ok,
     torch_skip,
 )
-from dlcheck.env.facts import EnvFacts
+from dlcheck.env.records import EnvFacts
 from dlcheck.records import Status
 
 GROUP = group("torch", "PyTorch build")

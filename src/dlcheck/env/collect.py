@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlcheck import host as hostmod
-from dlcheck.env.facts import (
+from dlcheck.env.records import (
     DistFacts,
     DistsFacts,
     EnvVarFacts,

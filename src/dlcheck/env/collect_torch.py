@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # imported lazily: this module is on the CLI's start-up path
     from collections.abc import Iterable, Iterator
 
-    from dlcheck.env.facts import ModuleImport, TorchFacts
+    from dlcheck.env.records import ModuleImport, TorchFacts
 
 MARK = "@@dlcheck-env@@ "
 
@@ -197,7 +197,7 @@ class TorchProbe:
 
     def module_results(self) -> tuple[ModuleImport, ...]:
         """For a ``with_torch=False`` child: one record per module it was asked to import."""
-        from dlcheck.env.facts import ModuleImport
+        from dlcheck.env.records import ModuleImport
 
         if self.proc is None:
             return tuple(
@@ -218,7 +218,7 @@ class TorchProbe:
         return tuple(mods)
 
     def result(self) -> TorchFacts:
-        from dlcheck.env.facts import TorchFacts
+        from dlcheck.env.records import TorchFacts
 
         if self.proc is None:
             return TorchFacts(ran=True, ok=False, error=self.start_error)
@@ -346,7 +346,7 @@ def _docs(lines: list[str]) -> Iterator[dict]:
 
 
 def parse_modules(lines: list[str]) -> Iterator[ModuleImport]:
-    from dlcheck.env.facts import ModuleImport
+    from dlcheck.env.records import ModuleImport
 
     for doc in _docs(lines):
         if doc.get("kind") == "module":
@@ -373,7 +373,7 @@ def parse_output(
     modules: tuple[str, ...] = (),
 ) -> TorchFacts:
     """TorchFacts from the child's marked lines and how it ended."""
-    from dlcheck.env.facts import ModuleImport, TorchFacts
+    from dlcheck.env.records import ModuleImport, TorchFacts
 
     torch_doc = next((d for d in _docs(lines) if d.get("kind") == "torch"), None)
     mods = list(parse_modules(lines))

@@ -16,7 +16,7 @@ from dlcheck.errors import UsageError
 
 if TYPE_CHECKING:
     from dlcheck.dist import DistSession, LaunchInfo
-    from dlcheck.env.report import DistEnvReport
+    from dlcheck.env.records import DistEnvReport
 
 # Slack on top of the env run's own limits (torch child, library child, NVML) before rank 0
 # stops waiting for a rank that is alive but still checking.
@@ -28,7 +28,7 @@ def validate_checks(checks: list[str] | None) -> None:
     if not checks:
         return
     from dlcheck.env import checks as checks_mod
-    from dlcheck.env.service import _unknown_checks
+    from dlcheck.env.run import _unknown_checks
 
     try:
         checks_mod.select(list(checks))
@@ -73,7 +73,7 @@ def run_env_distributed(
     finally:
         release()
         # Only a rank that never reached its checks still has the CLI's torch child.
-        from dlcheck.env.torchprobe import discard_prestarted
+        from dlcheck.env.collect_torch import discard_prestarted
 
         discard_prestarted()
 
@@ -92,39 +92,38 @@ def _run(
 ) -> int:
     import dataclasses
 
-    from dlcheck.dist import session, worst_exit
-    from dlcheck.env.report import DistEnvReport
+    from dlcheck.dist.driver import Merged, run_on_ranks
+    from dlcheck.env.records import DistEnvReport
 
-    # A rank may be slower than rank 0 (a cold torch import): wait for it as long as its own
-    # limits allow (the torch child and the library child each get `timeout`).
-    wait_s = 2 * timeout + limit + _GATHER_SLACK_S
-    with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
-        release_log_var()  # torch has read it by now
-        mine = ctx.capture(lambda: _local_entry(ctx, checks, timeout, deep, strict))
-        if mine["ok"]:
-            local = int(mine["value"]["exit_code"])
-        else:
-            local = int(mine["error"].get("exit_code") or 1)
-            if report_error is not None:
-                report_error(mine["error"])
-        records = ctx.gather(mine, stage="env reports", wait_s=wait_s)
-        report = None
-        if records is not None:
-            report = DistEnvReport.from_ranks(
-                [_entry(r) for r in records],
-                launcher=launch.launcher,
-                world_size=ctx.world_size,
-                meta={
-                    "dlcheck_version": _version(),
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                },
-            )
-            local = worst_exit([local, report.exit_code(strict)])
-        code = ctx.agree_exit(local)
-        if report is not None:
-            meta = {**report.meta, "duration_s": round(time.perf_counter() - t0, 3)}
-            render(dataclasses.replace(report, meta=meta, agreed_exit=code))
-    return code
+    def merge(ctx: DistSession, records: list[dict[str, Any]]) -> Merged[DistEnvReport]:
+        report = DistEnvReport.from_ranks(
+            [_entry(r) for r in records],
+            launcher=launch.launcher,
+            world_size=ctx.world_size,
+            meta={
+                "dlcheck_version": _version(),
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        return Merged(report, report.exit_code(strict))
+
+    def show(report: DistEnvReport, code: int) -> None:
+        meta = {**report.meta, "duration_s": round(time.perf_counter() - t0, 3)}
+        render(dataclasses.replace(report, meta=meta, agreed_exit=code))
+
+    return run_on_ranks(
+        launch,
+        timeout_s=limit,
+        local=lambda ctx: _local_entry(ctx, checks, timeout, deep, strict),
+        merge=merge,
+        render=show,
+        stage="env reports",
+        # A rank may be slower than rank 0 (a cold torch import): wait for it as long as its
+        # own limits allow (the torch child and the library child each get `timeout`).
+        wait_s=2 * timeout + limit + _GATHER_SLACK_S,
+        report_error=report_error,
+        joined=release_log_var,  # torch has read it by now
+    )
 
 
 def _local_entry(
@@ -132,7 +131,7 @@ def _local_entry(
 ) -> dict[str, Any]:
     import json
 
-    from dlcheck.env.service import run_env
+    from dlcheck.env.run import run_env
     from dlcheck.output import dumps
 
     report = run_env(checks=checks, timeout=timeout, deep=deep)

@@ -11,11 +11,11 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from dlcheck.env.facts import EnvFacts, NvmlFacts, TorchFacts
+from dlcheck.env.records import EnvFacts, NvmlFacts, TorchFacts
 from dlcheck.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlcheck.env.report import EnvReport
+    from dlcheck.env.records import EnvReport
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -42,7 +42,7 @@ def run_env(
     backend (tests pass a FakeNvml); by default the real one, when a driver is present.
     Returns an :class:`EnvReport`; never raises for a broken install (that is a verdict).
     """
-    from dlcheck.env.torchprobe import start_torch_probe, take_prestarted
+    from dlcheck.env.collect_torch import start_torch_probe, take_prestarted
 
     t0 = time.perf_counter()
     if isinstance(checks, str):
@@ -78,7 +78,7 @@ def run_env(
             )
             nvml_thread.start()
 
-        from dlcheck.env import probes
+        from dlcheck.env import collect as probes
 
         python = probes.probe_python()  # cheap, and the header and comparable facts use it
         dists = probes.probe_dists(relevant=checks_mod.RELEVANT) if "dists" in needed else None
@@ -119,7 +119,7 @@ def run_env(
     )
     results = checks_mod.evaluate(facts, [s.id for s in specs])
     from dlcheck import __version__
-    from dlcheck.env.report import EnvReport, comparable_from_facts
+    from dlcheck.env.records import EnvReport, comparable_from_facts
 
     return EnvReport(
         checks=tuple(results),
