@@ -45,10 +45,10 @@ def _dlcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-@pytest.fixture(scope="module")
 def hand_timed() -> dict[int, float]:
     """Input-bound share per worker count, three epochs of the loop timed by hand (pooled, each
-    epoch's first batch left out, as watch and profile do)."""
+    epoch's first batch left out, as watch and profile do). Timed just before each profile run,
+    so both see the same load on a shared machine."""
     from inputbound_loops import hand_timed_loop, sleepy_loader
     from step_target import BATCHES
 
@@ -66,8 +66,11 @@ def _first_under_5(shares: dict[int, float]) -> int:
 
 
 def _check_against_hand(proc: subprocess.CompletedProcess, hand: dict[int, float]) -> None:
+    import jsonschema
+
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
+    jsonschema.validate(doc, json.loads((SRC / "dlcheck/profile/schema.json").read_text()))
     shares = {}
     for r in doc["results"]:
         w = r["setting"]["num_workers"]
@@ -92,7 +95,8 @@ def _check_against_hand(proc: subprocess.CompletedProcess, hand: dict[int, float
         assert "the loader is the bottleneck" in rec["reason"]
 
 
-def test_step_function_share_matches_hand_timed_loop(hand_timed: dict[int, float]) -> None:
+def test_step_function_share_matches_hand_timed_loop() -> None:
+    hand = hand_timed()
     proc = _dlcheck(
         "step_target:loader",
         "--step",
@@ -101,12 +105,11 @@ def test_step_function_share_matches_hand_timed_loop(hand_timed: dict[int, float
         ",".join(map(str, WORKERS)),
         "--json",
     )
-    _check_against_hand(proc, hand_timed)
+    _check_against_hand(proc, hand)
 
 
-def test_step_time_share_matches_hand_timed_loop_with_fake_cuda(
-    hand_timed: dict[int, float],
-) -> None:
+def test_step_time_share_matches_hand_timed_loop_with_fake_cuda() -> None:
+    hand = hand_timed()
     # FakeCuda moves each batch (a few microseconds at 12 GB/s): the copy path is exercised.
     proc = _dlcheck(
         "step_target:loader",
@@ -119,7 +122,7 @@ def test_step_time_share_matches_hand_timed_loop_with_fake_cuda(
         "--json",
         env={"DLCHECK_FAKE_CUDA": "12"},
     )
-    _check_against_hand(proc, hand_timed)
+    _check_against_hand(proc, hand)
     doc = json.loads(proc.stdout)
     assert all(r["gpu"]["available"] for r in doc["results"])
 
@@ -148,7 +151,7 @@ def test_table_fits_80_columns_with_step() -> None:
         "step_target:loader", "--step-time", "0.02", "--workers", "2", "--duration", "0.5"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "wait %" in proc.stdout and "step ms" in proc.stdout
+    assert "wait %" in proc.stdout and "HIGH" in proc.stdout  # 2 workers: about 38 %
     assert "…" not in proc.stdout
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80
 
