@@ -204,3 +204,76 @@ def test_choose_by_share_cheapest_under_5_percent_else_least_waiting() -> None:
     assert share_reason(rec, slow).startswith(
         "the loader is the bottleneck: the loop waits 38% of its time even at 4 workers"
     )
+
+
+def _with_loop(share_by_workers: dict[int, float]) -> object:
+    """The hand-built report of test_profile_units, each ok result given a loop of that share."""
+    from dlcheck.profile import search
+    from dlcheck.profile.records import GpuFigures
+    from test_profile_units import make_report
+
+    rep = make_report()
+    for r in rep.results:  # type: ignore[attr-defined]
+        share = share_by_workers.get(r.setting.num_workers)
+        if r.ok and share is not None:
+            e = LoopEpoch((0.3,) + (0.064 * share,) * 9, (0.02,) * 10, (64,) * 10, 9 * 0.064)
+            r.loop_epochs = [e]
+            r.loop = loop_figures([e])
+            r.gpu = GpuFigures(True, device="Fake GPU", h2d_ms_p50=0.84, h2d_gb_per_s=43.2)
+    rep.recommendations = search.recommend(rep.results, usable_cpus=2)  # type: ignore[attr-defined]
+    return rep
+
+
+def test_hand_built_step_report_renders_in_80_columns_and_recommends_by_share() -> None:
+    import io
+
+    from dlcheck.output import console
+    from dlcheck.profile.render import report_renderable
+
+    rep = _with_loop({0: 0.69, 2: 0.03, 4: 0.0})
+    buf = io.StringIO()
+    console(file=buf, width=80).print(report_renderable(rep, wide=False))
+    text = buf.getvalue()
+    assert "…" not in text
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    head = next(ln for ln in text.splitlines() if "workers" in ln and "samples/s" in ln)
+    assert "wait %" in head and "1st batch" in head and "H2D" in head
+    assert "69% HIGH" in text
+    assert rep.recommended.num_workers == 2  # type: ignore[attr-defined]
+    assert "cheapest setting where the loop is not input-bound" in text
+    doc = json.loads(json.dumps(rep.to_json(raw=True)))  # type: ignore[attr-defined]
+    import jsonschema
+
+    jsonschema.validate(doc, json.loads((SRC / "dlcheck/profile/schema.json").read_text()))
+    by_w = {r["setting"]["num_workers"]: r for r in doc["results"] if r["ok"]}
+    assert by_w[0]["tier"] == "highly" and by_w[2]["tier"] == "not"
+    assert doc["recommended"]["tier"] == "not"
+
+
+def test_without_a_step_nothing_changes() -> None:
+    from test_profile_units import make_report
+
+    doc = json.loads(json.dumps(make_report().to_json()))  # type: ignore[attr-defined]
+    assert all("input_bound" not in r for r in doc["results"])
+    assert doc["recommended"]["num_workers"] == 2  # by samples/s, as before
+    assert doc["recommended"]["input_bound"] is None
+
+
+def test_when_every_setting_waits_the_output_names_the_loader() -> None:
+    rep = _with_loop({0: 0.69, 2: 0.45, 4: 0.38})
+    rec = rep.recommended  # type: ignore[attr-defined]
+    assert rec.num_workers == 4
+    assert rec.reason.startswith(
+        "the loader is the bottleneck: the loop waits 38% of its time even at 4 workers"
+    )
+
+
+def test_fake_cuda_move_keeps_the_batch_shape() -> None:
+    import torch
+
+    from dlcheck.cuda import FakeCuda, map_tensors
+
+    batch = {"x": torch.ones(2, 3), "y": (torch.zeros(2), "label")}
+    assert FakeCuda().move(batch, non_blocking=True) is batch
+    doubled = map_tensors(batch, lambda t: t * 2)
+    assert doubled["x"].sum().item() == 12 and doubled["y"][1] == "label"

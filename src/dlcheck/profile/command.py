@@ -346,9 +346,15 @@ def _progress_display(opts: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
                 label = escape(r.setting.label())
                 if r.ok:
                     st = r.stats
+                    lp = r.loop
+                    waits = (
+                        f", loop waits {100 * lp.input_bound:.0f}%"
+                        if lp is not None and lp.input_bound is not None
+                        else ""
+                    )
                     bar.console.print(
                         f"  [green]✓[/] {label:<28} {r.samples_per_s:>8,.0f} samples/s, "
-                        f"1st batch {st.first_batch_s or 0:.2f}s",
+                        f"1st batch {st.first_batch_s or 0:.2f}s{waits}",
                         highlight=False,
                     )
                 else:
