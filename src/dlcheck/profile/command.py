@@ -347,13 +347,14 @@ def _progress_display(opts: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
                 if r.ok:
                     st = r.stats
                     lp = r.loop
-                    waits = (
-                        f", loop waits {100 * lp.input_bound:.0f}%"
-                        if lp is not None and lp.input_bound is not None
-                        else ""
-                    )
+                    rate = f"{r.samples_per_s:>8,.0f} samples/s"
+                    waits = ""
+                    if lp is not None and lp.input_bound is not None:
+                        # Within 80 columns: the loop's share takes the unit's place.
+                        rate = f"{r.samples_per_s:>8,.0f}/s"
+                        waits = f", waits {100 * lp.input_bound:.0f}%"
                     bar.console.print(
-                        f"  [green]✓[/] {label:<28} {r.samples_per_s:>8,.0f} samples/s, "
+                        f"  [green]✓[/] {label:<28} {rate}, "
                         f"1st batch {st.first_batch_s or 0:.2f}s{waits}",
                         highlight=False,
                     )
