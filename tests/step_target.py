@@ -19,3 +19,7 @@ def train_step(batch) -> None:
 
 
 not_callable = 3
+
+
+def failing_step(batch) -> None:
+    raise ValueError("shapes do not match")

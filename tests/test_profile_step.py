@@ -277,3 +277,20 @@ def test_fake_cuda_move_keeps_the_batch_shape() -> None:
     assert FakeCuda().move(batch, non_blocking=True) is batch
     doubled = map_tensors(batch, lambda t: t * 2)
     assert doubled["x"].sum().item() == 12 and doubled["y"][1] == "label"
+
+
+def test_a_step_that_raises_is_that_settings_error() -> None:
+    proc = _dlcheck(
+        "step_target:loader",
+        "--step",
+        "step_target:failing_step",
+        "--workers",
+        "0",
+        "--duration",
+        "0.3",
+        "--json",
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (r,) = [r for r in json.loads(proc.stdout)["results"] if r["setting"]["num_workers"] == 0]
+    assert r["error_kind"] == "step"
+    assert r["error"] == "your --step raised ValueError: shapes do not match"

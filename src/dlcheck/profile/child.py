@@ -758,7 +758,10 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                     if step is not None:
                         waits.append(now + t0 - asked)
                         s0 = time.perf_counter()
-                        step(batch)
+                        try:
+                            step(batch)
+                        except Exception as exc:
+                            raise _StepFailed(_one_line(exc)) from exc
                         if gpu is not None:
                             gpu.synchronize()  # the step's own GPU work is step time, not wait
                         step_end = time.perf_counter()
@@ -826,6 +829,13 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                     stop = True
     except _OverBudget:
         error = _over_budget(peaks.over)
+    except _StepFailed as exc:
+        error = {
+            "kind": "step",
+            "message": f"your --step raised {exc}",
+            "hint": "Fix the step function (run with -v to see the traceback).",
+            "detail": traceback.format_exc(),
+        }
     except _Empty:
         error = {
             "kind": "empty",
@@ -882,6 +892,10 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
 
 class _OverBudget(Exception):
     pass
+
+
+class _StepFailed(Exception):
+    """The user's --step raised (the message is its one-line summary)."""
 
 
 def _over_budget(why: str | None) -> dict[str, Any]:
