@@ -729,9 +729,8 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
             ended = None
             waits: list[float] = []
             steps: list[float] = []
-            step_end = 0.0
+            asked = time.perf_counter()  # the first wait includes iter() (worker start-up)
             iterator = iter(loader)
-            asked = time.perf_counter()
             try:
                 while True:
                     try:
@@ -764,8 +763,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                             raise _StepFailed(_one_line(exc)) from exc
                         if gpu is not None:
                             gpu.synchronize()  # the step's own GPU work is step time, not wait
-                        step_end = time.perf_counter()
-                        steps.append(step_end - s0)
+                        steps.append(time.perf_counter() - s0)
                     # No `del batch`: like `for batch in loader`, the previous batch stays alive
                     # while the next is fetched (freeing it first would flatter large batches).
                     if epoch_len is not None and len(times) == epoch_len:
@@ -808,7 +806,9 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                             "waits_s": waits[: len(steps)],
                             "steps_s": steps,
                             "samples": sizes[: len(steps)],
-                            "span_s": step_end - t0 - times[0],
+                            # From the first batch on, the loop is its waits and its steps
+                            # (dlcheck's own bookkeeping between them is not your loop's).
+                            "span_s": sum(waits[1 : len(steps)]) + sum(steps),
                         }
                     )
             if not times and not epochs[:-1]:

@@ -89,7 +89,8 @@ def sleeping_step(step_s: float) -> Callable[[Any], None]:
 @dataclass(frozen=True)
 class LoopEpoch:
     """One epoch of the loop: wait per step (next() + a copy not overlapped), step times, and
-    the span from the first batch's arrival to the end of the last step (all seconds)."""
+    the loop's wall time from the first batch's arrival to the end of the last step: its waits
+    after the first plus its steps, dlcheck's own bookkeeping left out (all seconds)."""
 
     waits_s: tuple[float, ...]  # [0] is the time to the first batch (start-up)
     steps_s: tuple[float, ...]
