@@ -319,3 +319,15 @@ def test_a_step_that_raises_is_that_settings_error() -> None:
     (r,) = [r for r in json.loads(proc.stdout)["results"] if r["setting"]["num_workers"] == 0]
     assert r["error_kind"] == "step"
     assert r["error"] == "your --step raised ValueError: shapes do not match"
+
+
+def test_csv_has_the_loop_columns() -> None:
+    import csv
+    import io
+
+    from dlcheck.profile.render import csv_text
+
+    rows = list(csv.DictReader(io.StringIO(csv_text(_with_loop({0: 0.69, 2: 0.03})))))  # type: ignore[arg-type]
+    by_w = {r["num_workers"]: r for r in rows if r["ok"] == "True"}
+    assert by_w["0"]["tier"] == "highly" and float(by_w["0"]["input_bound"]) == pytest.approx(0.69)
+    assert by_w["4"]["input_bound"] == ""  # no loop figures: empty

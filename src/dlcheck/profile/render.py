@@ -46,6 +46,12 @@ CSV_COLUMNS = [
     "pct_of_peak",
     "error_kind",
     "error",
+    # --step / --step-time only (empty otherwise)
+    "input_bound",
+    "tier",
+    "step_ms",
+    "wait_p50_ms",
+    "wait_p95_ms",
 ]
 
 
@@ -147,7 +153,7 @@ def csv_text(report: ProfileReport) -> str:
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in report.results:
-        s, st, g = r.setting, r.stats, r.gpu
+        s, st, g, lp = r.setting, r.stats, r.gpu, r.loop
         w.writerow(
             {
                 "num_workers": s.num_workers,
@@ -180,6 +186,11 @@ def csv_text(report: ProfileReport) -> str:
                 "pct_of_peak": _num(g.pct_of_peak if g else None, 1),
                 "error_kind": r.error_kind or "",
                 "error": r.error or "",
+                "input_bound": _num(lp.input_bound if lp else None, 4),
+                "tier": (lp.tier or "") if lp else "",
+                "step_ms": _num(lp.step_ms if lp else None, 3),
+                "wait_p50_ms": _num(lp.wait_ms.get("p50") if lp else None, 3),
+                "wait_p95_ms": _num(lp.wait_ms.get("p95") if lp else None, 3),
             }
         )
     return buf.getvalue()
