@@ -158,6 +158,7 @@ def test_step_time_share_matches_hand_timed_loop_with_fake_cuda() -> None:
         (["--step", "step_target:no_such_step"], "--step 'step_target:no_such_step'"),
         (["--step", "step_target:not_callable"], "not a function"),
         (["--step", "no colon here"], "--step 'no colon here' is not of the form"),
+        (["--step", "no_such_module:step"], "No module named 'no_such_module' (--step"),
         (["--step", "step_target:train_step", "--step-time", "20ms"], "exclude each other"),
         (["--step-time", "soon"], "--step-time 'soon'"),
     ],

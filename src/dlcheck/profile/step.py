@@ -50,6 +50,7 @@ def resolve_step(raw: str) -> Callable[[Any], Any]:
     """Import --step's module and return the callable it names (in the child, like TARGET)."""
     if raw in _RESOLVED:
         return _RESOLVED[raw]
+    import sys
     from pathlib import Path
 
     from dlcheck.target import _import_source, parse_target
@@ -58,7 +59,16 @@ def resolve_step(raw: str) -> Callable[[Any], Any]:
         spec = parse_target(raw)
     except UsageError as exc:
         raise UsageError(exc.message.replace("TARGET", "--step", 1)) from None
-    obj: Any = _import_source(spec)
+    # The same file as TARGET (train.py:make_loader, train.py:train_step) is executed once.
+    loaded = [
+        m
+        for m in list(sys.modules.values())
+        if spec.is_file and getattr(m, "__file__", None) == spec.source
+    ]
+    try:
+        obj: Any = loaded[0] if loaded else _import_source(spec)
+    except UsageError as exc:
+        raise UsageError(exc.message.replace("TARGET", "--step")) from None
     for part in spec.attr.split("."):
         try:
             obj = getattr(obj, part)
