@@ -26,6 +26,25 @@ class Cuda(Protocol):
         """Raw copy bandwidth of one ``nbytes`` buffer (the link's practical peak)."""
         ...
 
+    def move(self, batch: Any, *, non_blocking: bool) -> Any:
+        """``batch`` on the device as training moves it, returned once the copy has landed."""
+        ...
+
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (a step's kernels) to finish."""
+        ...
+
+
+def map_tensors(batch: Any, fn: Any) -> Any:
+    """``batch`` with ``fn`` applied to every tensor (dicts, lists and tuples rebuilt)."""
+    if hasattr(batch, "element_size") and hasattr(batch, "numel"):
+        return fn(batch)
+    if isinstance(batch, Mapping):
+        return type(batch)({k: map_tensors(v, fn) for k, v in batch.items()})  # type: ignore[call-arg]
+    if isinstance(batch, (list, tuple)) and not hasattr(batch, "_fields"):
+        return type(batch)(map_tensors(v, fn) for v in batch)
+    return batch
+
 
 def tensors(batch: Any) -> list[Any]:
     """Every tensor in a (nested) batch."""
@@ -64,6 +83,16 @@ class TorchCuda:
         del moved
         return float(start.elapsed_time(end)), sum(int(t.element_size() * t.numel()) for t in items)
 
+    def move(self, batch: Any, *, non_blocking: bool) -> Any:
+        # Pinned: non_blocking as training does; then wait on the stream, so that a copy the
+        # step would wait for anyway is counted where it belongs (as waiting for data).
+        moved = map_tensors(batch, lambda t: t.to(self.device, non_blocking=non_blocking))
+        self._torch.cuda.current_stream(self.device).synchronize()
+        return moved
+
+    def synchronize(self) -> None:
+        self._torch.cuda.synchronize(self.device)
+
     def reference_gb_per_s(self, nbytes: int, *, pinned: bool) -> float:
         torch = self._torch
         host = torch.empty(nbytes, dtype=torch.uint8, pin_memory=pinned)
@@ -100,6 +129,15 @@ class FakeCuda:
 
     def reference_gb_per_s(self, nbytes: int, *, pinned: bool) -> float:
         return self.gb_per_s if pinned else self.gb_per_s / 2
+
+    def move(self, batch: Any, *, non_blocking: bool) -> Any:
+        import time
+
+        time.sleep(self._ms(nbytes(batch), non_blocking) / 1e3)  # the copy takes this long
+        return batch
+
+    def synchronize(self) -> None:
+        pass
 
 
 def get_cuda() -> Cuda | None:

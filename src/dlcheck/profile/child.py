@@ -152,6 +152,17 @@ def _load(request: dict[str, Any]) -> Any:
     return obj
 
 
+def _step(request: dict[str, Any]) -> Callable[[Any], Any] | None:
+    """The loop body of ``profile --step``/``--step-time``, or None (a bad spec: UsageError)."""
+    from dlcheck.profile.step import resolve_step, sleeping_step
+
+    if request.get("step"):
+        return resolve_step(request["step"])
+    if request.get("step_s"):
+        return sleeping_step(float(request["step_s"]))
+    return None
+
+
 def _importable_for_spawn(path: str) -> None:
     """Let spawn/forkserver workers re-import a file TARGET under the name it was loaded as.
 
@@ -182,6 +193,7 @@ def describe(request: dict[str, Any], send: Send) -> dict[str, Any]:
     """Resolve TARGET and report the loader's shape (no sample is fetched)."""
     send({"phase": "describe"})
     obj = _load(request)
+    _step(request)
     from dlcheck.cuda import get_cuda
 
     cuda = get_cuda()
@@ -196,6 +208,7 @@ def template(request: dict[str, Any], send: Send) -> None:
     """
     with _heartbeat(send, "load"):
         obj = _load(request)
+        _step(request)
         import torch
 
         install_fetch_tags()
@@ -544,6 +557,12 @@ class _CpuMeter:
 # ---------------------------------------------------------------- measuring one setting
 
 
+def _nbytes(batch: Any) -> int:
+    from dlcheck.cuda import nbytes
+
+    return nbytes(batch)
+
+
 def _first_leaf(obj: Any, depth: int = 0) -> Any:
     if hasattr(obj, "shape") and not isinstance(obj, (str, bytes)):
         return obj
@@ -659,6 +678,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         import torch
 
         install_fetch_tags()
+        step = _step(request)
         loader = build_loader(obj, setting, request.get("shard"))
         # Rank by whole epochs as training runs them; a huge dataset gets bounded epochs.
         real_batches, real_samples = _real_epoch(loader)
@@ -688,6 +708,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         epoch_len = len(loader)
     batch_bytes = None
     epochs: list[EpochTrace] = []
+    loop: list[dict[str, Any]] = []  # with a step: per epoch, the loop's waits and steps
     notes: list[str] = []
     error: dict[str, Any] | None = None
     event_every = float(request.get("event_every_s", 0.25))
@@ -706,6 +727,9 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
             sizes: list[int] = []
             complete = False
             ended = None
+            waits: list[float] = []
+            steps: list[float] = []
+            asked = time.perf_counter()  # the first wait includes iter() (worker start-up)
             iterator = iter(loader)
             try:
                 while True:
@@ -716,13 +740,30 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         ended = time.perf_counter() - t0
                         break
                     now = time.perf_counter() - t0
-                    if gpu is not None:
+                    if gpu is not None and step is not None:
+                        # As training moves it; a copy the step must wait for counts as wait.
+                        c0 = time.perf_counter()
+                        batch = gpu.move(batch, non_blocking=setting.pin_memory)
+                        h2d_ms.append(1e3 * (time.perf_counter() - c0))
+                        h2d_bytes.append(_nbytes(batch))
+                        now = time.perf_counter() - t0
+                    elif gpu is not None:
                         ms, copied = gpu.copy(batch, non_blocking=setting.pin_memory)
                         h2d_ms.append(ms)
                         h2d_bytes.append(copied)
                         now = time.perf_counter() - t0
                     times.append(now)
                     sizes.append(batch_len(batch, auto_batched, fallback))
+                    if step is not None:
+                        waits.append(now + t0 - asked)
+                        s0 = time.perf_counter()
+                        try:
+                            step(batch)
+                        except Exception as exc:
+                            raise _StepFailed(_one_line(exc)) from exc
+                        if gpu is not None:
+                            gpu.synchronize()  # the step's own GPU work is step time, not wait
+                        steps.append(time.perf_counter() - s0)
                     # No `del batch`: like `for batch in loader`, the previous batch stays alive
                     # while the next is fetched (freeing it first would flatter large batches).
                     if epoch_len is not None and len(times) == epoch_len:
@@ -754,10 +795,22 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         break
                     if peaks.over is not None:
                         raise _OverBudget()
+                    asked = time.perf_counter()
             finally:
                 epochs.append(
                     EpochTrace(started, tuple(times), tuple(sizes), complete, ended, capped)
                 )
+                if step is not None and steps:
+                    loop.append(
+                        {
+                            "waits_s": waits[: len(steps)],
+                            "steps_s": steps,
+                            "samples": sizes[: len(steps)],
+                            # From the first batch on, the loop is its waits and its steps
+                            # (dlcheck's own bookkeeping between them is not your loop's).
+                            "span_s": sum(waits[1 : len(steps)]) + sum(steps),
+                        }
+                    )
             if not times and not epochs[:-1]:
                 raise _Empty()
             if not times:
@@ -776,6 +829,13 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                     stop = True
     except _OverBudget:
         error = _over_budget(peaks.over)
+    except _StepFailed as exc:
+        error = {
+            "kind": "step",
+            "message": f"your --step raised {exc}",
+            "hint": "Fix the step function (run with -v to see the traceback).",
+            "detail": traceback.format_exc(),
+        }
     except _Empty:
         error = {
             "kind": "empty",
@@ -821,6 +881,8 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         "error": error,
         "notes": notes,
     }
+    if step is not None:
+        result["loop"] = loop
     if setting.pin_memory and not torch.cuda.is_available() and gpu is None:
         result["notes"].append("pin_memory has no effect without CUDA")
     if request.get("gpu"):
@@ -830,6 +892,10 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
 
 class _OverBudget(Exception):
     pass
+
+
+class _StepFailed(Exception):
+    """The user's --step raised (the message is its one-line summary)."""
 
 
 def _over_budget(why: str | None) -> dict[str, Any]:

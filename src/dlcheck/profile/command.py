@@ -66,6 +66,18 @@ def profile_command(
     budget: float = typer.Option(
         90.0, "--budget", help="Total seconds the automatic search may spend."
     ),
+    step: str = typer.Option(
+        None,
+        "--step",
+        help="module:attr or file.py:attr of a function taking one batch (your training step): "
+        "measure the loop's input-bound share and recommend the cheapest setting it does not "
+        "wait on.",
+    ),
+    step_time: str = typer.Option(
+        None,
+        "--step-time",
+        help="Without a step function: a step of this fixed duration (20ms, 0.02s), as --step.",
+    ),
     max_workers: int = typer.Option(64, "--max-workers", help="Most workers --workers auto tries."),
     output: str = typer.Option(
         None, "--output", "-o", help="Write results to FILE.json or FILE.csv (after every setting)."
@@ -131,6 +143,17 @@ def profile_command(
                 raise UsageError(
                     f"--max-memory {max_memory!r} is not a size.", "Use e.g. 2GB, 512MB or 1.5GiB."
                 ) from None
+        step_s = None
+        if step and step_time:
+            raise UsageError("--step and --step-time exclude each other: give one of them.")
+        if step:
+            from dlcheck.profile.step import check_step_spec
+
+            step = check_step_spec(step)
+        if step_time:
+            from dlcheck.profile.step import parse_step_time
+
+            step_s = parse_step_time(step_time)
         if isolation not in ("auto", "fresh"):
             raise UsageError(f"--isolation {isolation!r}: use auto or fresh.")
         if output and not output.lower().endswith((".json", ".csv")):
@@ -165,6 +188,8 @@ def profile_command(
             output=output,
             isolation=isolation,
             max_memory=memory_cap,
+            step=step,
+            step_s=step_s,
         )
         for flag in (opts.pin_memory, opts.persistent_workers):
             if flag is not None and flag.lower() not in ("on", "off", "both"):
@@ -321,9 +346,16 @@ def _progress_display(opts: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
                 label = escape(r.setting.label())
                 if r.ok:
                     st = r.stats
+                    lp = r.loop
+                    rate = f"{r.samples_per_s:>8,.0f} samples/s"
+                    waits = ""
+                    if lp is not None and lp.input_bound is not None:
+                        # Within 80 columns: the loop's share takes the unit's place.
+                        rate = f"{r.samples_per_s:>8,.0f}/s"
+                        waits = f", waits {100 * lp.input_bound:.0f}%"
                     bar.console.print(
-                        f"  [green]✓[/] {label:<28} {r.samples_per_s:>8,.0f} samples/s, "
-                        f"1st batch {st.first_batch_s or 0:.2f}s",
+                        f"  [green]✓[/] {label:<28} {rate}, "
+                        f"1st batch {st.first_batch_s or 0:.2f}s{waits}",
                         highlight=False,
                     )
                 else:

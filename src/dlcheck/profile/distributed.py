@@ -329,10 +329,14 @@ def _describe(
         target = parse_target(target).raw
     name = target or DEMO_TARGET
     if held is not None and opts.isolation != "fresh":
-        server, shape, _ = start_template(name, stall_timeout=opts.stall_timeout)
+        server, shape, _ = start_template(
+            name, stall_timeout=opts.stall_timeout, step=opts.step_request()
+        )
         held["server"] = server
     else:
-        shape = describe_target(name, None, stall_timeout=opts.stall_timeout)
+        shape = describe_target(
+            name, None, stall_timeout=opts.stall_timeout, step=opts.step_request()
+        )
     if shape.kind == "map" and shape.length == 0:
         raise DlcheckError(
             "The dataset is empty on this rank, so there is nothing to load.",

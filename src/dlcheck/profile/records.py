@@ -169,6 +169,9 @@ class SettingResult:
     # about 95 % of where this setting's figure lies: all its runs pooled, between-run noise
     # included (set by the judgement once the sweep has measured it)
     interval: tuple[float, float] | None = None
+    # --step / --step-time: the training loop's raw epochs and figures (input-bound share)
+    loop_epochs: list[Any] = field(default_factory=list, metadata={"json_skip": True})
+    loop: Any = None  # dlcheck.profile.step.LoopFigures
 
     @property
     def samples_per_s(self) -> float | None:
@@ -191,6 +194,8 @@ class Recommendation:
     meets_need: bool | None = None
     interval: tuple[float, float] | None = None  # the recommended setting's, as in the table
     best_interval: tuple[float, float] | None = None
+    input_bound: float | None = None  # with --step: the loop's share of time waiting for data
+    tier: str | None = None
 
 
 @dataclass

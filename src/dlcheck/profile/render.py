@@ -46,6 +46,12 @@ CSV_COLUMNS = [
     "pct_of_peak",
     "error_kind",
     "error",
+    # --step / --step-time only (empty otherwise)
+    "input_bound",
+    "tier",
+    "step_ms",
+    "wait_p50_ms",
+    "wait_p95_ms",
 ]
 
 
@@ -91,8 +97,18 @@ def result_dict(r: SettingResult, *, raw: bool = False) -> dict[str, Any]:
         "output": r.output,
         "wall_s": r.wall_s,
     }
+    lp = r.loop
+    if lp is not None:  # --step / --step-time: the training loop's figures
+        doc.update(
+            input_bound=lp.input_bound,
+            tier=lp.tier,
+            step_ms=lp.step_ms,
+            wait_ms=lp.wait_ms,
+            loop_first_batch_ms=lp.first_batch_ms,
+            loop_samples_per_s=lp.samples_per_s,
+        )
     if raw:
-        doc["raw"] = {
+        raw_doc: dict[str, Any] = {
             "epochs": [
                 {
                     "started_s": e.started_s,
@@ -105,6 +121,9 @@ def result_dict(r: SettingResult, *, raw: bool = False) -> dict[str, Any]:
                 for e in r.epochs
             ]
         }
+        if r.loop_epochs:
+            raw_doc["loop"] = [e.to_dict() for e in r.loop_epochs]
+        doc["raw"] = raw_doc
     return doc
 
 
@@ -135,7 +154,7 @@ def csv_text(report: ProfileReport) -> str:
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in report.results:
-        s, st, g = r.setting, r.stats, r.gpu
+        s, st, g, lp = r.setting, r.stats, r.gpu, r.loop
         w.writerow(
             {
                 "num_workers": s.num_workers,
@@ -168,6 +187,11 @@ def csv_text(report: ProfileReport) -> str:
                 "pct_of_peak": _num(g.pct_of_peak if g else None, 1),
                 "error_kind": r.error_kind or "",
                 "error": r.error or "",
+                "input_bound": _num(lp.input_bound if lp else None, 4),
+                "tier": (lp.tier or "") if lp else "",
+                "step_ms": _num(lp.step_ms if lp else None, 3),
+                "wait_p50_ms": _num(lp.wait_ms.get("p50") if lp else None, 3),
+                "wait_p95_ms": _num(lp.wait_ms.get("p95") if lp else None, 3),
             }
         )
     return buf.getvalue()
@@ -253,6 +277,7 @@ def results_table(report: ProfileReport, batch_size: int | None, *, wide: bool =
     if fixed:
         title += " · " + ", ".join(fixed)
     gpu = _shows_gpu(report)
+    step = any(r.loop is not None for r in rows)
     # (header, justify, shown): headers are short so that no column is ever cut at 80.
     columns = [
         ("", "left", True),
@@ -263,10 +288,13 @@ def results_table(report: ProfileReport, batch_size: int | None, *, wide: bool =
         ("samples/s", "right", True),
         ("batches/s", "right", wide),
         ("1st batch", "right", True),
-        ("p95 ms", "right", not wide),
+        ("p95 ms", "right", not wide and not step),
+        ("step ms", "right", step and wide),  # the reason line quotes it
+        ("wait ms", "right", step and wide),
+        ("wait %", "right", step),
         ("p50/p95/p99 ms", "right", wide),
         ("stalls", "right", wide),
-        ("PSS MB", "right", not wide),
+        ("PSS MB", "right", not wide and not step),
         ("USS/PSS MB", "right", wide),
         ("shm MB", "right", wide),
         ("restart", "right", wide),
@@ -303,6 +331,7 @@ def results_table(report: ProfileReport, batch_size: int | None, *, wide: bool =
         if r.round:
             mark += f" #{r.round + 1}"
         lat = st.latency_ms if st else {}
+        lp = r.loop if r.ok else None
         cells = [
             mark.strip(),
             str(s.num_workers),
@@ -313,6 +342,9 @@ def results_table(report: ProfileReport, batch_size: int | None, *, wide: bool =
             f"{st.batches_per_s:,.1f}" if st and st.batches_per_s else "-",
             f"{st.first_batch_s:.2f}s" if st and st.first_batch_s is not None else "-",
             f"{lat['p95']:,.0f}" if lat.get("p95") is not None else "-",
+            f"{lp.step_ms:,.1f}" if lp and lp.step_ms is not None else "-",
+            "/".join(f"{lp.wait_ms[q]:.1f}" for q in ("p50", "p95")) if lp and lp.wait_ms else "-",
+            _share_cell(lp),
             "/".join(f"{lat[q]:.0f}" for q in ("p50", "p95", "p99")) if lat else "-",
             str(st.stalls) if st else "-",
             _mb(r.peak_pss_bytes),
@@ -325,6 +357,14 @@ def results_table(report: ProfileReport, batch_size: int | None, *, wide: bool =
             *[c for c, (_, _, shown) in zip(cells, columns, strict=True) if shown], style=style
         )
     return t
+
+
+def _share_cell(lp: Any) -> str:
+    """``38% HIGH``: the loop's input-bound share with its tier (not / moderately / highly)."""
+    if lp is None or lp.input_bound is None:
+        return "-"
+    word = {"not": "not", "moderately": "mod", "highly": "HIGH"}.get(lp.tier or "", "")
+    return f"{100 * lp.input_bound:.0f}% {word:<4}"
 
 
 def _rate_noise(r: SettingResult) -> str:

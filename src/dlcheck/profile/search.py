@@ -4,7 +4,8 @@ The adaptive planner measures 0 and 1 workers, then doubles (2, 4, 8, ... up to 
 throughput still rises beyond measured noise, stops after two steps without a real rise, and
 then re-measures only where the recommendation is uncertain. The recommendation is the cheapest
 setting (fewest workers, then least memory) within measured noise of the best; with ``need``,
-the cheapest setting that meets it.
+the cheapest setting that meets it; with ``--step``, the cheapest setting whose training loop
+waits for data less than 5 % of its time (else the one that waits least).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dlcheck.profile.stats import (
     median,
     training_rate,
 )
+from dlcheck.profile.step import choose_by_share, loop_figures, share_reason
 
 #: Doubling sequence of the adaptive worker search.
 MAX_WORKERS = 64
@@ -50,6 +52,7 @@ class Estimate:
     rel_noise: float | None
     peak_uss_bytes: int | None
     reliable: bool = True  # False: too little measured to recommend from
+    loop: Any = None  # --step: the loop's figures over all runs (dlcheck.profile.step)
 
     @property
     def ok(self) -> bool:
@@ -106,7 +109,8 @@ def estimates(results: list[SettingResult]) -> dict[tuple[object, ...], Estimate
             floor = (BETWEEN_RUNS if between is None else between) / math.sqrt(len(good))
             noise = max(noise or 0.0, floor)
         uss = max((r.peak_uss_bytes or 0 for r in good), default=0) or None
-        out[key] = Estimate(rs[0].setting, tuple(rs), rate, noise, uss, reliable)
+        loop = loop_figures([e for r in good for e in r.loop_epochs])
+        out[key] = Estimate(rs[0].setting, tuple(rs), rate, noise, uss, reliable, loop)
     return out
 
 
@@ -573,11 +577,21 @@ def recommend(
         group = [e for e in est if e.setting.batch_size == bs and e.ok]
         # Figures marked unreliable neither win nor serve as the best to compare with.
         group = [e for e in group if e.reliable] or group
-        rec = choose(group, bs, need)
+        # With --step the loop decides: the cheapest setting it does not wait on.
+        by_share = choose_by_share(group, cost)
+        rec = by_share or choose(group, bs, need)
         if rec is None:
             continue
         best = max(group, key=lambda e: e.samples_per_s or 0.0)
         s = rec.setting
+        why = (
+            share_reason(rec, group)
+            if by_share is not None
+            else _with_persistence(
+                reason(rec, group, usable_cpus=usable_cpus, need=need, max_workers=max_workers),
+                persistence_gain(rec, group),
+            )
+        )
         out.append(
             Recommendation(
                 num_workers=s.num_workers,
@@ -586,15 +600,14 @@ def recommend(
                 prefetch_factor=s.prefetch_factor,
                 persistent_workers=s.persistent_workers,
                 samples_per_s=rec.samples_per_s,
-                reason=_with_persistence(
-                    reason(rec, group, usable_cpus=usable_cpus, need=need, max_workers=max_workers),
-                    persistence_gain(rec, group),
-                ),
+                reason=why,
                 dataloader=dataloader_line(s, own_loader=own_loader, own_batching=own_batching),
                 best_samples_per_s=best.samples_per_s,
                 meets_need=None if need is None else (rec.samples_per_s or 0.0) >= need,
                 interval=rec.interval,
                 best_interval=best.interval,
+                input_bound=rec.loop.input_bound if rec.loop else None,
+                tier=rec.loop.tier if rec.loop else None,
             )
         )
     return out

@@ -76,6 +76,16 @@ class ProfileOptions:
     shard: tuple[int, int] | None = None
     isolation: str = "auto"  # auto: fork each setting from one build; fresh: a new process each
     max_memory: int | None = None  # bytes a setting's process tree may hold; None: a safe share
+    step: str | None = None  # module:attr of a callable taking one batch (the training step)
+    step_s: float | None = None  # --step-time: a sleeping step of this many seconds
+
+    def step_request(self) -> dict[str, Any]:
+        """What the children need to run the training loop (empty without a step)."""
+        if self.step:
+            return {"step": self.step}
+        if self.step_s:
+            return {"step_s": self.step_s}
+        return {}
 
 
 # ---------------------------------------------------------------- machine metadata
@@ -151,7 +161,12 @@ def _show_output(progress: ProgressFn | None) -> Callable[[str], None]:
 
 
 def describe_target(
-    target: str, obj: Any, *, stall_timeout: float, relay: Relay | None = None
+    target: str,
+    obj: Any,
+    *,
+    stall_timeout: float,
+    relay: Relay | None = None,
+    step: dict[str, Any] | None = None,
 ) -> LoaderShape:
     """Resolve TARGET in a child process; raise UsageError (exit 2) / DlcheckError (exit 1)."""
     from dlcheck.proc import run_child
@@ -159,7 +174,7 @@ def describe_target(
     on_output, _ = (relay or Relay(_show_output(None))).collector()
     outcome = run_child(
         "dlcheck.profile.child:describe",
-        {"target": target},
+        {"target": target, **(step or {})},
         obj=obj,
         stall_timeout=max(stall_timeout, 60.0),
         timeout=max(stall_timeout, 60.0) * 4,
@@ -182,7 +197,11 @@ FRESH_ASKED = (
 
 
 def start_template(
-    target: str, *, stall_timeout: float, relay: Relay | None = None
+    target: str,
+    *,
+    stall_timeout: float,
+    relay: Relay | None = None,
+    step: dict[str, Any] | None = None,
 ) -> tuple[Any, LoaderShape, str | None]:
     """Build TARGET once in a template process that forks a child per setting.
 
@@ -191,7 +210,9 @@ def start_template(
     """
     from dlcheck.proc import ForkServer
 
-    server = ForkServer("dlcheck.profile.child:template", {"target": target}, env=_child_env())
+    server = ForkServer(
+        "dlcheck.profile.child:template", {"target": target, **(step or {})}, env=_child_env()
+    )
     wait = max(stall_timeout, 60.0)
     try:
         on_output, _ = (relay or Relay(_show_output(None))).collector()
@@ -297,6 +318,7 @@ def _measure_fn(
             "setting": setting.to_dict(),
             "shard": list(shard) if shard else None,
             "gpu": shape.cuda,
+            **opts.step_request(),
         }
         if budget is not None:
             from dlcheck.profile.budget import skip_reason
@@ -473,6 +495,12 @@ def run_profile(
     On Ctrl-C the partial results are written to ``output`` and KeyboardInterrupt propagates.
     """
     opts = options.pop("_opts", None) or ProfileOptions(**options)
+    if opts.step and opts.step_s:
+        raise UsageError("--step and --step-time exclude each other: give one of them.")
+    if opts.step:
+        from dlcheck.profile.step import check_step_spec
+
+        opts.step = check_step_spec(opts.step)
     started = time.monotonic()
     obj = None
     if target_or_object is None:
@@ -493,11 +521,13 @@ def run_profile(
     why_fresh = None
     if obj is not None or opts.isolation == "fresh":
         # An in-memory object is built already: each setting forks from this process.
-        shape = describe_target(target, obj, stall_timeout=opts.stall_timeout, relay=relay)
+        shape = describe_target(
+            target, obj, stall_timeout=opts.stall_timeout, relay=relay, step=opts.step_request()
+        )
         why_fresh = FRESH_ASKED if obj is None else None
     else:
         server, shape, why_fresh = start_template(
-            target, stall_timeout=opts.stall_timeout, relay=relay
+            target, stall_timeout=opts.stall_timeout, relay=relay, step=opts.step_request()
         )
     try:
         return _profile(

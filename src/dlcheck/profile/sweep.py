@@ -141,6 +141,9 @@ def result_from_value(
         if stats and stats.samples_per_s and g.get("available"):
             g["end_to_end_samples_per_s"] = stats.samples_per_s
         gpu = GpuFigures(**{k: v for k, v in g.items() if k in GpuFigures.__dataclass_fields__})
+    from dlcheck.profile.step import LoopEpoch, loop_figures
+
+    loop_epochs = [LoopEpoch.from_dict(e) for e in value.get("loop") or []]
     ok = err is None and stats is not None and stats.samples_per_s is not None
     if err is None and not ok:
         err = {
@@ -166,6 +169,8 @@ def result_from_value(
         notes=notes,
         wall_s=wall_s,
         epochs=epochs,
+        loop_epochs=loop_epochs,
+        loop=loop_figures(loop_epochs) if loop_epochs else None,
     )
 
 
