@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlcheck.dist.cluster import (
+from dlcheck.ranks.cluster import (
     FACT_SPECS,
     cluster_checks,
     compress_ranks,

@@ -15,11 +15,11 @@ from types import SimpleNamespace
 import pytest
 
 from dist_helpers import launch_dlcheck, torchrun_dlcheck
-from dlcheck.dist import LaunchInfo, RankFailure
 from dlcheck.doctor.distributed import merge, run_doctor_distributed
 from dlcheck.doctor.judge import judge_ranks, judge_resources
 from dlcheck.doctor.records import DoctorReport, Finding
 from dlcheck.errors import UsageError
+from dlcheck.ranks import LaunchInfo, RankFailure
 from dlcheck.records import Status
 from test_dist_session import RankRun, free_port
 
@@ -87,7 +87,7 @@ def test_worker_only_iterable_under_torchrun_fails_duplicates_naming_ranks(
     # The other probes ran (on rank 0), every one of them.
     assert {f["probe"] for f in doc["findings"]} >= {"fork_safety", "determinism", "threads"}
     # torchrun prints its own traceback when a rank exits non-zero; none comes from dlcheck.
-    assert "dlcheck/doctor" not in proc.stderr and "dlcheck/dist" not in proc.stderr
+    assert "dlcheck/doctor" not in proc.stderr and "dlcheck/ranks" not in proc.stderr
 
 
 def test_map_style_ddp_loader_under_torchrun_has_no_duplicates(

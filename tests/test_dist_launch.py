@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dlcheck.dist import detect_launch, expand_nodelist, slurm_port
-from dlcheck.dist.session import timeout_from_env
 from dlcheck.errors import UsageError
+from dlcheck.ranks import detect_launch, expand_nodelist, slurm_port
+from dlcheck.ranks.session import timeout_from_env
 
 TORCHRUN = {
     "RANK": "3",

@@ -171,7 +171,7 @@ def test_combine_ranks_slowest_or_failure() -> None:
 
 
 def test_exit_code_and_summary_name_failed_rank() -> None:
-    from dlcheck.dist.throughput import aggregate_settings
+    from dlcheck.ranks.throughput import aggregate_settings
 
     report = ProfileReport(
         target="x:y",

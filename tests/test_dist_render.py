@@ -1,4 +1,4 @@
-"""Golden output of the dlcheck.dist renderers from hand-built records."""
+"""Golden output of the dlcheck.ranks renderers from hand-built records."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from dlcheck.dist.cluster import merge_env_reports
-from dlcheck.dist.render import node_table, throughput_table, workers_table
-from dlcheck.dist.throughput import aggregate_settings, recommend_workers
+from dlcheck.ranks.cluster import merge_env_reports
+from dlcheck.ranks.render import node_table, throughput_table, workers_table
+from dlcheck.ranks.throughput import aggregate_settings, recommend_workers
 
 
 def render(renderable: object) -> str:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dlcheck.dist import RankFailure, stdout_to_stderr, worst_exit
-from dlcheck.dist.exitcode import normalize_exit
+from dlcheck.exitcodes import normalize_exit
+from dlcheck.ranks import RankFailure, stdout_to_stderr, worst_exit
 
 DRIVER = Path(__file__).parent / "dist_data" / "driver.py"
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",

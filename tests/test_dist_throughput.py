@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dlcheck.dist.throughput import (
+from dlcheck.ranks.throughput import (
     aggregate_settings,
     best_lockstep,
     cpu_bound_workers,

@@ -57,14 +57,14 @@ def handle_errors(verbose: bool = False) -> Iterator[None]:
 def detect_launch() -> Any:
     """The launch this rank belongs to (torchrun, srun, RANK/WORLD_SIZE), or None.
 
-    Without the variables a launcher sets, skip importing dlcheck.dist entirely: the
+    Without the variables a launcher sets, skip importing dlcheck.ranks entirely: the
     single-process path stays as fast as it was.
     """
     import os
 
     if not any(name in os.environ for name in ("RANK", "WORLD_SIZE", "SLURM_PROCID")):
         return None
-    from dlcheck.dist.launch import detect_launch as _detect
+    from dlcheck.ranks.launch import detect_launch as _detect
 
     return _detect()
 

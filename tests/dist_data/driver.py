@@ -1,4 +1,4 @@
-"""A small dlcheck.dist program run as every rank by tests/test_dist_session.py.
+"""A small dlcheck.ranks program run as every rank by tests/test_dist_session.py.
 
 Usage: python driver.py SCENARIO [--timeout S]. Rank 0 prints one JSON document on stdout;
 errors go to stderr as one message and set the exit code, like a dlcheck command.
@@ -13,10 +13,10 @@ import sys
 import time
 
 from dlcheck import host
-from dlcheck.dist import detect_launch, session
-from dlcheck.dist.cluster import cluster_checks, node_summary
 from dlcheck.errors import DlcheckError
 from dlcheck.output import emit_json
+from dlcheck.ranks import detect_launch, session
+from dlcheck.ranks.cluster import cluster_checks, node_summary
 
 
 def facts() -> dict:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from dlcheck.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlcheck.dist import DistSession, LaunchInfo, RankFailure
     from dlcheck.doctor.records import DoctorReport, Finding
+    from dlcheck.ranks import DistSession, LaunchInfo, RankFailure
 
 ProgressFn = Callable[[dict[str, Any]], None]
 _SHARD_SLACK_S = 15.0  # interpreter start-up and `import torch` on top of the shard timeout
@@ -51,11 +51,11 @@ def run_doctor_distributed(
     before it has printed). ``dist_timeout`` (default ``DLCHECK_DIST_TIMEOUT`` or 60 s) bounds
     joining and how long a rank may stay silent; ``report_error`` shows this rank's own failure
     on its stderr. Returns the agreed exit code. Raises ``UsageError`` on every rank before
-    joining for bad options, :class:`dlcheck.dist.RankFailure` when a rank never arrives, and
+    joining for bad options, :class:`dlcheck.ranks.RankFailure` when a rank never arrives, and
     rank 0's own error (e.g. TARGET fails to import) with the agreed exit code.
     """
-    from dlcheck.dist import quiet_c10d_logs_for_join, timeout_from_env
     from dlcheck.doctor.service import _check_options, validate_probes
+    from dlcheck.ranks import quiet_c10d_logs_for_join, timeout_from_env
     from dlcheck.target import parse_target
 
     # Before anything in this process imports torch: keeps c10d's C++ traces off stderr.
@@ -97,7 +97,7 @@ def _run(
     report_error: Callable[[dict[str, Any]], None] | None,
     release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.dist import LauncherStopped, RankFailure, session, worst_exit
+    from dlcheck.ranks import LauncherStopped, RankFailure, session, worst_exit
 
     t0 = time.monotonic()
     with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
@@ -148,7 +148,7 @@ def _run(
 
 def _stopped(ctx: DistSession) -> RankFailure | None:
     """torchrun stops every rank once one has exited: which one, if it ran on this machine."""
-    from dlcheck.dist import RankFailure
+    from dlcheck.ranks import RankFailure
 
     exited = ctx.exited_peers()
     if not exited:

@@ -205,7 +205,7 @@ class DoctorReport:
 
         code = exit_code_for(self.statuses, strict=self.strict)
         if self.agreed_exit is not None:
-            from dlcheck.dist.exitcode import worst_exit
+            from dlcheck.exitcodes import worst_exit
 
             code = worst_exit([code, self.agreed_exit])
         return code

@@ -1,7 +1,7 @@
 """``dlcheck env`` across the ranks of a torchrun / SLURM / manual launch.
 
 Every rank runs its own checks (its own ``import torch`` child included); rank 0 gathers the
-reports, merges them (:mod:`dlcheck.dist.cluster`) and renders them; the other ranks print
+reports, merges them (:mod:`dlcheck.ranks.cluster`) and renders them; the other ranks print
 nothing on stdout. Every rank exits with the worst code of all ranks.
 """
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from dlcheck.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlcheck.dist import DistSession, LaunchInfo
     from dlcheck.env.records import DistEnvReport
+    from dlcheck.ranks import DistSession, LaunchInfo
 
 # Slack on top of the env run's own limits (torch child, library child, NVML) before rank 0
 # stops waiting for a rank that is alive but still checking.
@@ -53,10 +53,10 @@ def run_env_distributed(
     only, while the group still holds, so a launcher cannot stop rank 0 before it has printed.
     ``dist_timeout`` (default ``DLCHECK_DIST_TIMEOUT`` or 60 s) bounds joining and silence;
     ``report_error`` shows this rank's own failure on its stderr. Returns the agreed exit code.
-    Raises :class:`dlcheck.dist.RankFailure` (exit 1, or 130 when a rank was interrupted) when a
+    Raises :class:`dlcheck.ranks.RankFailure` (exit 1, or 130 when a rank was interrupted) when a
     rank fails outside its checks, exits or never arrives; ``UsageError`` for bad options.
     """
-    from dlcheck.dist import quiet_c10d_logs_for_join, timeout_from_env
+    from dlcheck.ranks import quiet_c10d_logs_for_join, timeout_from_env
 
     # Before anything in this process imports torch: keeps c10d's C++ traces off stderr. The
     # variable is dlcheck's own, so it is dropped again before the checks list the environment.
@@ -92,8 +92,8 @@ def _run(
 ) -> int:
     import dataclasses
 
-    from dlcheck.dist.driver import Merged, run_on_ranks
     from dlcheck.env.records import DistEnvReport
+    from dlcheck.ranks.driver import Merged, run_on_ranks
 
     def merge(ctx: DistSession, records: list[dict[str, Any]]) -> Merged[DistEnvReport]:
         report = DistEnvReport.from_ranks(

@@ -387,7 +387,7 @@ class EnvReport:
 
 
 def rank_input(entry: dict[str, Any]) -> dict[str, Any]:
-    """One rank's entry of the distributed document as :mod:`dlcheck.dist.cluster` reads it."""
+    """One rank's entry of the distributed document as :mod:`dlcheck.ranks.cluster` reads it."""
     out: dict[str, Any] = {
         "rank": entry["rank"],
         "local_rank": entry.get("local_rank"),
@@ -406,7 +406,7 @@ class DistEnvReport:
     with ``rank``, ``local_rank`` and ``host`` added, or ``{"rank", "local_rank", "host",
     "error": {"kind", "message", "hint", "exit_code"}}`` when its run failed. ``nodes``,
     ``cluster_checks`` and ``checks`` (the per-rank checks merged: worst status, plus
-    ``"ranks": {status: [ranks]}``) come from :func:`dlcheck.dist.cluster.merge_env_reports`.
+    ``"ranks": {status: [ranks]}``) come from :func:`dlcheck.ranks.cluster.merge_env_reports`.
     """
 
     launcher: str
@@ -428,7 +428,7 @@ class DistEnvReport:
         world_size: int,
         meta: dict[str, Any] | None = None,
     ) -> DistEnvReport:
-        from dlcheck.dist.cluster import merge_env_reports
+        from dlcheck.ranks.cluster import merge_env_reports
 
         entries = sorted(entries, key=lambda e: int(e["rank"]))
         merged = merge_env_reports([rank_input(e) for e in entries], world_size)

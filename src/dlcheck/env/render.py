@@ -320,7 +320,7 @@ def render_dist_console(report: DistEnvReport, console: Any, *, verbose: bool = 
     every per-rank check merged (worst status, naming the ranks), with one closing summary."""
     from rich.text import Text
 
-    from dlcheck.dist.render import node_table
+    from dlcheck.ranks.render import node_table
 
     console.print(Text(dist_header_line(report), style="bold"))
     console.print()
@@ -339,14 +339,14 @@ def _replace_hosts(text: str, labels: dict[str, str]) -> str:
 
 
 def _md_value(value: Any) -> str:
-    from dlcheck.dist.cluster import format_value
+    from dlcheck.ranks.cluster import format_value
 
     return _md_cell(format_value(value))
 
 
 def render_dist_markdown(report: DistEnvReport, *, verbose: bool = False) -> str:
     """The merged report as a bug-report block; hosts appear as ``node0``, ``node1``, …"""
-    from dlcheck.dist.cluster import SPECS_BY_NAME, compress_ranks, format_value, ranks_label
+    from dlcheck.ranks.cluster import SPECS_BY_NAME, compress_ranks, format_value, ranks_label
 
     def fmt(fact: str, value: Any) -> str:
         spec = SPECS_BY_NAME.get(fact)

@@ -10,7 +10,7 @@ prints; every rank exits with the worst code of all ranks.
 
 The collective sequence is the same on every rank whatever fails locally (a rank whose TARGET
 does not load still takes part in every exchange), so a failure is reported, never a hang; a rank
-that dies is named by :mod:`dlcheck.dist.session` within the timeout.
+that dies is named by :mod:`dlcheck.ranks.session` within the timeout.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from dlcheck.errors import DlcheckError, UsageError
 from dlcheck.exitcodes import ExitCode
 
 if TYPE_CHECKING:
-    from dlcheck.dist import DistSession, LaunchInfo
     from dlcheck.profile.records import ProfileReport, SettingResult
     from dlcheck.profile.service import ProfileOptions
+    from dlcheck.ranks import DistSession, LaunchInfo
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -71,7 +71,7 @@ class DistProfileReport:
 
     @property
     def exit_code(self) -> int:
-        from dlcheck.dist import worst_exit
+        from dlcheck.ranks import worst_exit
 
         codes = [self.report.exit_code]
         if self.rank_errors or self.failed_ranks:
@@ -193,11 +193,11 @@ def run_profile_distributed(
     ``render`` receives the merged report on rank 0 only (while the group still holds);
     ``progress`` gets rank 0's events plus one ``{"type": "ranks_done", "aggregate": …}`` per
     setting; ``report_error`` shows this rank's own failure to load TARGET on its stderr.
-    Returns the agreed exit code. Raises :class:`dlcheck.dist.RankFailure` when a rank dies or
+    Returns the agreed exit code. Raises :class:`dlcheck.ranks.RankFailure` when a rank dies or
     never arrives, ``UsageError`` for bad options, and, on rank 0, the loading error when TARGET
     fails to load on some rank (naming the ranks).
     """
-    from dlcheck.dist import quiet_c10d_logs_for_join, timeout_from_env
+    from dlcheck.ranks import quiet_c10d_logs_for_join, timeout_from_env
 
     release = quiet_c10d_logs_for_join()
     try:
@@ -223,7 +223,7 @@ def _run(
     report_error: Callable[[dict[str, Any]], None] | None,
     release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.dist import session
+    from dlcheck.ranks import session
 
     started = time.monotonic()
     held: dict[str, Any] = {}  # this rank's template process, closed when the run ends
@@ -255,7 +255,7 @@ def _in_session(
     started: float,
     held: dict[str, Any],
 ) -> tuple[int, DlcheckError | None]:
-    from dlcheck.dist import LauncherStopped, RankFailure, worst_exit
+    from dlcheck.ranks import LauncherStopped, RankFailure, worst_exit
 
     load_wait = max(opts.stall_timeout, 60.0) * 4 + _GATHER_SLACK_S
     failure: DlcheckError | None = None
@@ -304,7 +304,7 @@ def _in_session(
 
 def _stopped(ctx: DistSession) -> Any:
     """torchrun stops every rank once one has exited: which one, if it ran on this machine."""
-    from dlcheck.dist import RankFailure
+    from dlcheck.ranks import RankFailure
 
     exited = ctx.exited_peers()
     if not exited:
@@ -319,9 +319,9 @@ def _describe(
 ) -> dict[str, Any]:
     """Resolve TARGET on this rank: built once in a template process (kept in ``held``) that
     forks a child per setting, unless --isolation fresh or CUDA was initialised in the build."""
-    from dlcheck.dist.throughput import local_cpu_info
     from dlcheck.output import to_jsonable
     from dlcheck.profile.service import DEMO_TARGET, describe_target, start_template
+    from dlcheck.ranks.throughput import local_cpu_info
 
     if target is not None:
         from dlcheck.target import parse_target
@@ -366,7 +366,6 @@ def _sweep(
     box: dict[str, DistProfileReport],
     server: Any = None,
 ) -> DistProfileReport | None:
-    from dlcheck.dist.throughput import aggregate_settings
     from dlcheck.profile.records import LoaderShape, Setting
     from dlcheck.profile.search import AdaptivePlanner, FixedPlanner
     from dlcheck.profile.service import (
@@ -376,6 +375,7 @@ def _sweep(
         machine_metadata,
     )
     from dlcheck.profile.sweep import failed_result
+    from dlcheck.ranks.throughput import aggregate_settings
 
     mine = described[ctx.rank]["value"]
     shape = LoaderShape.from_dict(mine["shape"])
@@ -468,8 +468,8 @@ def _judge(
     space: Any,
     aggregate_settings: Callable[..., list[dict[str, Any]]],
 ) -> None:
-    from dlcheck.dist.throughput import best_lockstep, recommend_workers
     from dlcheck.profile.search import recommend
+    from dlcheck.ranks.throughput import best_lockstep, recommend_workers
 
     report = merged.report
     report.results = list(per_rank)
@@ -526,7 +526,7 @@ def _rank_entry(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _min_share(ctx: DistSession, described: list[dict[str, Any]]) -> float:
-    from dlcheck.dist.throughput import cpu_shares
+    from dlcheck.ranks.throughput import cpu_shares
 
     shares = cpu_shares([_rank_entry(d) for d in described])
     return min(shares.values()) if shares else 1.0

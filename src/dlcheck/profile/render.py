@@ -481,7 +481,7 @@ def dist_renderable(merged: Any) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from dlcheck.dist.render import throughput_table, workers_table
+    from dlcheck.ranks.render import throughput_table, workers_table
 
     report = merged.report
     parts: list[Any] = []

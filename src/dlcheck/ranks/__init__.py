@@ -14,7 +14,7 @@ Wiring a command (every rank runs the same code; only rank 0 renders)::
             rows = ctx.gather(mine, stage="results")   # list on rank 0, None elsewhere
             local = ...                                # this rank's own exit code
             if ctx.is_root:
-                ...merge rows (dlcheck.dist.cluster / .throughput), local = max(local, ...)
+                ...merge rows (dlcheck.ranks.cluster / .throughput), local = max(local, ...)
             code = ctx.agree_exit(local)               # the worst, on every rank
             if ctx.is_root:
                 render or emit_json(...)
@@ -29,9 +29,9 @@ at the same time, then results are gathered. Pass ``wait_s`` to exchanges that f
 
 from __future__ import annotations
 
-from dlcheck.dist.exitcode import normalize_exit, worst_exit
-from dlcheck.dist.launch import LaunchInfo, detect_launch, expand_nodelist, slurm_port
-from dlcheck.dist.session import (
+from dlcheck.exitcodes import normalize_exit, worst_exit
+from dlcheck.ranks.launch import LaunchInfo, detect_launch, expand_nodelist, slurm_port
+from dlcheck.ranks.session import (
     DEFAULT_TIMEOUT_S,
     TIMEOUT_VAR,
     DistSession,

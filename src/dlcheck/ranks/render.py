@@ -1,11 +1,11 @@
-"""Rich renderers for the records of dlcheck.dist (they decide nothing)."""
+"""Rich renderers for the records of dlcheck.ranks (they decide nothing)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dlcheck.dist.cluster import compress_ranks, format_value
+from dlcheck.ranks.cluster import compress_ranks, format_value
 
 
 def _num(value: float | None, fmt: str = "{:,.0f}") -> str:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from dlcheck.dist.launch import LaunchInfo
-    from dlcheck.dist.session import DistSession
+    from dlcheck.ranks.launch import LaunchInfo
+    from dlcheck.ranks.session import DistSession
 
 R = TypeVar("R")
 
@@ -56,8 +56,8 @@ def run_on_ranks(
     has read). Returns the agreed exit code on every rank; raises ``RankFailure`` when a rank
     never arrives, fails outside ``local`` or goes silent past ``timeout_s``.
     """
-    from dlcheck.dist.exitcode import worst_exit
-    from dlcheck.dist.session import session
+    from dlcheck.exitcodes import worst_exit
+    from dlcheck.ranks.session import session
 
     with session(launch, timeout_s=timeout_s) as ctx, ctx.root_only_stdout():
         if joined is not None:

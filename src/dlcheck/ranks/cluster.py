@@ -7,11 +7,11 @@ rank whose env run failed). Output: plain dicts shaped like env check records.
 
 from __future__ import annotations
 
-from dlcheck.fmt import size
-
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from dlcheck.fmt import size
 
 PASS, INFO, SKIP, WARN, FAIL, ERROR = "pass", "info", "skip", "warn", "fail", "error"
 GROUP = "cluster"

@@ -31,10 +31,9 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
-from dlcheck.dist.exitcode import normalize_exit, worst_exit
-from dlcheck.dist.launch import LaunchInfo
 from dlcheck.errors import DlcheckError, UsageError
-from dlcheck.exitcodes import ExitCode
+from dlcheck.exitcodes import ExitCode, normalize_exit, worst_exit
+from dlcheck.ranks.launch import LaunchInfo
 
 DEFAULT_TIMEOUT_S = 60.0
 #: Environment variable overriding the default timeout (seconds).
