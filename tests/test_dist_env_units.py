@@ -88,7 +88,7 @@ def test_merged_record_names_failed_and_differing_ranks(three: DistEnvReport) ->
     assert nofile["summary"] == "nofile.soft differs: rank 0 = 65536, rank 1 = 256"
     merged = {c["id"]: c for c in three.checks}
     assert merged["host.nofile"]["ranks"] == {"pass": [0], "warn": [1]}
-    assert three.exit_code() == 1
+    assert three.exit_code == 1
 
 
 def test_distributed_document_is_valid_and_shaped(three: DistEnvReport) -> None:
@@ -111,11 +111,12 @@ def test_exit_code_warnings_strict_and_agreed(base: dict[str, Any]) -> None:
         launcher="env",
         world_size=2,
     )
-    assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
     from dataclasses import replace
 
-    assert replace(report, agreed_exit=2).exit_code() == 2  # another rank's usage error wins
-    assert replace(report, agreed_exit=0).exit_code(strict=True) == 1
+    assert report.exit_code == 0 and replace(report, strict=True).exit_code == 1
+
+    assert replace(report, agreed_exit=2).exit_code == 2  # another rank's usage error wins
+    assert replace(report, agreed_exit=0, strict=True).exit_code == 1
 
 
 def test_console_view_shows_nodes_cluster_checks_and_merged_checks(three: DistEnvReport) -> None:

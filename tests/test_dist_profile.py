@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dist_helpers import launch_dlcheck, torchrun_dlcheck
-from dlcheck.profile.distributed import (
+from dlcheck.profile.ranks import (
     DistProfileReport,
     combine_ranks,
     result_from_record,
@@ -191,6 +191,6 @@ def test_exit_code_and_summary_name_failed_rank() -> None:
     )
     assert merged.failed_ranks == [1]
     assert merged.exit_code == 1
-    doc = merged.to_json()
+    doc = merged.to_dict()
     assert doc["distributed"]["failed_ranks"] == [1]
     assert [r["rank"] for r in doc["results"]] == [0, 1]

@@ -331,7 +331,7 @@ def test_python_api_with_fake_nvml() -> None:
     assert dlcheck.env(checks="host.cpus").check("host.cpus") is not None  # callable twice
     c = report.check("nvidia.driver")
     assert c is not None and c.status is Status.FAIL and "Reboot" in (c.fix or "")
-    assert report.exit_code() == 1
+    assert report.exit_code == 1
     assert "<table>" in report._repr_html_()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -302,12 +303,12 @@ def test_comparable_facts_keys_and_values() -> None:
 
 def test_exit_codes_and_roundtrip() -> None:
     warn = _report(healthy(host=host(nofile=NofileFacts(256, 256))))
-    assert warn.exit_code() == 0 and warn.exit_code(strict=True) == 1
+    assert warn.exit_code == 0 and replace(warn, strict=True).exit_code == 1
     doc = json.loads(json.dumps(warn.to_dict()))
     assert doc["schema"] == SCHEMA and doc["summary"]["warn"] == 1
     back = EnvReport.from_dict(doc)
     assert back.checks == warn.checks and back.comparable_facts() == warn.comparable_facts()
-    assert back.exit_code(strict=True) == 1
+    assert replace(back, strict=True).exit_code == 1
     with pytest.raises(ValueError):
         EnvReport.from_dict({"schema": "other/1"})
 

@@ -282,7 +282,7 @@ def test_python_api_profiles_an_in_memory_dataset() -> None:
     report = dlcheck.profile(ds, workers=[0], batch_size=[32], duration=0.3, stall_timeout=10)
     assert report.exit_code == 0
     assert report.recommended is not None and report.recommended.num_workers == 0
-    doc = report.to_json()
+    doc = report.to_dict()
     assert doc["schema"] == "dlcheck.profile/1"
     assert doc["dataset"]["length"] == 512
     assert "recommended" in report._repr_html_()

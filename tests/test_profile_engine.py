@@ -130,7 +130,7 @@ def test_a_huge_dataset_gets_bounded_epochs() -> None:
     torch = pytest.importorskip("torch")
     from torch.utils.data import DataLoader, TensorDataset
 
-    from dlcheck.profile.child import build_loader, epoch_cap
+    from dlcheck.profile.measure import build_loader, epoch_cap
 
     ds = TensorDataset(torch.zeros(100_000, 1))
     s = Setting(2, 64, prefetch_factor=2)

@@ -148,4 +148,4 @@ def test_golden_output_at_80_columns() -> None:
 def test_hand_built_report_and_failures_match_the_schema() -> None:
     from test_profile_units import make_report
 
-    validate(json.loads(json.dumps(make_report().to_json(raw=True))))  # type: ignore[attr-defined]
+    validate(json.loads(json.dumps(make_report().to_dict(raw=True))))  # type: ignore[attr-defined]

@@ -267,7 +267,7 @@ def test_hand_built_step_report_renders_in_80_columns_and_recommends_by_share() 
     assert "69% HIGH" in text
     assert rep.recommended.num_workers == 2  # type: ignore[attr-defined]
     assert "cheapest setting where the loop is not input-bound" in text
-    doc = json.loads(json.dumps(rep.to_json(raw=True)))  # type: ignore[attr-defined]
+    doc = json.loads(json.dumps(rep.to_dict(raw=True)))  # type: ignore[attr-defined]
     import jsonschema
 
     jsonschema.validate(doc, json.loads((SRC / "dlcheck/profile/schema.json").read_text()))
@@ -279,7 +279,7 @@ def test_hand_built_step_report_renders_in_80_columns_and_recommends_by_share() 
 def test_without_a_step_nothing_changes() -> None:
     from test_profile_units import make_report
 
-    doc = json.loads(json.dumps(make_report().to_json()))  # type: ignore[attr-defined]
+    doc = json.loads(json.dumps(make_report().to_dict()))  # type: ignore[attr-defined]
     assert all("input_bound" not in r for r in doc["results"])
     assert doc["recommended"]["num_workers"] == 2  # by samples/s, as before
     assert doc["recommended"]["input_bound"] is None

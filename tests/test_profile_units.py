@@ -247,7 +247,7 @@ def test_sweep_hooks_barrier_shard_combine_and_budget() -> None:
 def test_worker_exception_text_is_parsed() -> None:
     text = (
         "Caught SampleError in DataLoader worker process 1.\nOriginal Traceback (most recent "
-        "call last):\n  File ...\ndlcheck.profile.child.SampleError: sample 37: ValueError: "
+        "call last):\n  File ...\ndlcheck.profile.measure.SampleError: sample 37: ValueError: "
         "cannot decode sample 37: truncated file\n"
     )
     f = explain_exception("SampleError", text)
@@ -318,7 +318,7 @@ def test_json_document_and_csv() -> None:
     from dlcheck.profile.render import CSV_COLUMNS, csv_text
 
     rep = make_report()
-    doc = json.loads(json.dumps(rep.to_json()))  # type: ignore[attr-defined]
+    doc = json.loads(json.dumps(rep.to_dict()))  # type: ignore[attr-defined]
     assert doc["schema"] == "dlcheck.profile/1"
     assert doc["recommended"]["num_workers"] == 2
     assert set(doc["recommended"]) >= {
@@ -346,10 +346,10 @@ def test_rich_rendering_golden_bits() -> None:
 
 def test_baseline_and_min_throughput_checks(tmp_path: Path) -> None:
     from dlcheck.errors import UsageError
-    from dlcheck.profile.service import ProfileOptions, _checks, baseline_checks
+    from dlcheck.profile.run import ProfileOptions, baseline_checks, ci_checks
 
     rep = make_report()
-    base = rep.to_json()  # type: ignore[attr-defined]
+    base = rep.to_dict()  # type: ignore[attr-defined]
     base["recommended"]["samples_per_s"] = 3000.0
     base["machine"] = {"cpu_model": "Y"}
     path = tmp_path / "base.json"
@@ -357,7 +357,7 @@ def test_baseline_and_min_throughput_checks(tmp_path: Path) -> None:
     checks = baseline_checks(rep, str(path), 0.1)  # type: ignore[arg-type]
     assert [c.status for c in checks] == [Status.WARN, Status.FAIL]
     assert "cpu_model: 'Y' → 'X'" in checks[0].message and "regression" in checks[1].message
-    ok = _checks(rep, ProfileOptions(min_throughput=100))  # type: ignore[arg-type]
+    ok = ci_checks(rep, ProfileOptions(min_throughput=100))  # type: ignore[arg-type]
     assert any(c.id == "min_throughput" and c.status is Status.PASS for c in ok)
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
@@ -427,7 +427,7 @@ def test_build_loader_keeps_the_users_settings() -> None:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from dlcheck.profile.child import build_loader
+    from dlcheck.profile.measure import build_loader
 
     ds = TensorDataset(torch.arange(100))
     gen = torch.Generator().manual_seed(1)

@@ -17,7 +17,7 @@ import torch
 from rich.console import Console
 
 from dlcheck.trace.records import SCHEMA_FILE
-from dlcheck.trace.service import run_trace
+from dlcheck.trace.run import run_trace
 from inputbound_loops import BATCH, SAMPLE_S, STEP_S, profiled_loop, sleepy_loader
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -98,7 +98,7 @@ def test_python_api(traces) -> None:
 
     path = traces[2][0]
     assert dlcheck.trace(path).ranks[0].loader_kind == "_MultiProcessingDataLoaderIter"
-    import dlcheck.trace.service  # now the attribute dlcheck.trace is the subpackage
+    import dlcheck.trace.run  # now the attribute dlcheck.trace is the subpackage
 
     report = dlcheck.trace(path, traces[0][0], max_input_bound=0.99)
     assert len(report.ranks) == 2 and report.exit_code == 0

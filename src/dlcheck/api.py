@@ -14,7 +14,7 @@ def env(**options: Any) -> Any:
 
 def profile(target: Any = None, **options: Any) -> Any:
     """Profile a TARGET string, Dataset or DataLoader; returns a ProfileReport."""
-    from dlcheck.profile.service import run_profile
+    from dlcheck.profile.run import run_profile
 
     return run_profile(target, **options)
 
@@ -35,6 +35,6 @@ def watch(loader: Any, name: str | None = None, output: Any = None, **options: A
 
 def trace(*paths: Any, **options: Any) -> Any:
     """Read torch.profiler Chrome traces (one per rank); returns a TraceReport."""
-    from dlcheck.trace.service import run_trace
+    from dlcheck.trace.run import run_trace
 
     return run_trace(list(paths), **options)

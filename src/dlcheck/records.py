@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any, Protocol
 
 
 class Status(str, Enum):
@@ -63,3 +64,19 @@ def summary_line(statuses: list[Status] | tuple[Status, ...]) -> str:
         if n:
             parts.append(f"{n} {word}{'s' if n != 1 else ''}")
     return ", ".join(parts) if parts else "no issues found"
+
+
+class Report(Protocol):
+    """What every command's report offers (env, profile, doctor, trace and their ranks forms).
+
+    ``exit_code``: the code the command exits with (0, 1, 130; ``--strict`` is held by the
+    report). ``to_dict()``: the command's JSON document (its ``schema`` key first).
+    ``render(console, verbose=)``: the human-readable form on a Rich console.
+    """
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def render(self, console: Any, *, verbose: bool = False) -> None: ...

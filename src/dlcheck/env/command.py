@@ -76,9 +76,7 @@ def env_command(
 
             code = run_env_distributed(
                 launch,
-                lambda report: _render_dist(
-                    report, json_out=json_out, markdown=markdown, verbose=verbose, strict=strict
-                ),
+                lambda rep: _render(rep, json_out=json_out, markdown=markdown, verbose=verbose),
                 checks=check or None,
                 timeout=timeout,
                 deep=deep,
@@ -89,9 +87,9 @@ def env_command(
             raise typer.Exit(code)
         from dlcheck.env.run import run_env
 
-        report = run_env(checks=check or None, timeout=timeout, deep=deep)
-        _render(report, json_out=json_out, markdown=markdown, verbose=verbose, strict=strict)
-        code = report.exit_code(strict)
+        report = run_env(checks=check or None, timeout=timeout, deep=deep, strict=strict)
+        _render(report, json_out=json_out, markdown=markdown, verbose=verbose)
+        code = report.exit_code
     raise typer.Exit(code)
 
 
@@ -115,39 +113,22 @@ def _list(json_out: bool) -> None:
 
 
 def _render(
-    report: EnvReport, *, json_out: bool, markdown: bool, verbose: bool, strict: bool
+    report: EnvReport | DistEnvReport, *, json_out: bool, markdown: bool, verbose: bool
 ) -> None:
     from dlcheck.output import console, emit_json
 
     if json_out:
-        emit_json(report.to_dict(strict=strict))
+        emit_json(report.to_dict())
     elif markdown:
-        from dlcheck.env.render import render_markdown
+        from dlcheck.env.records import DistEnvReport
+        from dlcheck.env.render import render_dist_markdown, render_markdown
 
+        text = (
+            render_dist_markdown(report, verbose=verbose)
+            if isinstance(report, DistEnvReport)
+            else render_markdown(report, verbose=verbose)
+        )
         # Through the scrubbing console, so no secret can slip through; no wrapping.
-        console(width=10_000).print(
-            render_markdown(report, verbose=verbose), markup=False, highlight=False, end=""
-        )
+        console(width=10_000).print(text, markup=False, highlight=False, end="")
     else:
-        from dlcheck.env.render import render_console
-
-        render_console(report, console(), verbose=verbose)
-
-
-def _render_dist(
-    report: DistEnvReport, *, json_out: bool, markdown: bool, verbose: bool, strict: bool
-) -> None:
-    from dlcheck.output import console, emit_json
-
-    if json_out:
-        emit_json(report.to_dict(strict=strict))
-    elif markdown:
-        from dlcheck.env.render import render_dist_markdown
-
-        console(width=10_000).print(
-            render_dist_markdown(report, verbose=verbose), markup=False, highlight=False, end=""
-        )
-    else:
-        from dlcheck.env.render import render_dist_console
-
-        render_dist_console(report, console(), verbose=verbose)
+        report.render(console(), verbose=verbose)

@@ -104,8 +104,9 @@ def _run(
                 "dlcheck_version": _version(),
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
+            strict=strict,
         )
-        return Merged(report, report.exit_code(strict))
+        return Merged(report, report.exit_code)
 
     def show(report: DistEnvReport, code: int) -> None:
         meta = {**report.meta, "duration_s": round(time.perf_counter() - t0, 3)}
@@ -134,11 +135,11 @@ def _local_entry(
     from dlcheck.env.run import run_env
     from dlcheck.output import dumps
 
-    report = run_env(checks=checks, timeout=timeout, deep=deep)
+    report = run_env(checks=checks, timeout=timeout, deep=deep, strict=strict)
     doc = {"rank": ctx.rank, "local_rank": ctx.local_rank, "host": ctx.host}
     # Scrubbed here, against this rank's own environment: rank 0 cannot know other ranks'
     # secret values when it prints.
-    return {**doc, **json.loads(dumps(report.to_dict(strict=strict)))}
+    return {**doc, **json.loads(dumps(report.to_dict()))}
 
 
 def _entry(record: dict[str, Any]) -> dict[str, Any]:

@@ -315,13 +315,15 @@ class EnvReport:
     facts: dict[str, Any] = field(default_factory=dict)  # probe name -> JSON-able facts
     comparable: Comparable = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # dlcheck version, timing, created_at
+    strict: bool = False  # --strict: a warning fails too
 
     @property
     def statuses(self) -> list[Status]:
         return [c.status for c in self.checks]
 
-    def exit_code(self, strict: bool = False) -> int:
-        return exit_code_for(self.statuses, strict=strict)
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self.statuses, strict=self.strict)
 
     @property
     def summary(self) -> str:
@@ -329,7 +331,7 @@ class EnvReport:
 
     @property
     def ok(self) -> bool:
-        return self.exit_code() == 0
+        return self.exit_code == 0
 
     def check(self, check_id: str) -> Check | None:
         return next((c for c in self.checks if c.id == check_id), None)
@@ -343,14 +345,14 @@ class EnvReport:
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for x in self.statuses if x is s) for s in Status}
 
-    def to_dict(self, strict: bool = False) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         from dlcheck.output import to_jsonable
 
         return {
             "schema": SCHEMA,
             **{k: to_jsonable(v) for k, v in self.meta.items()},
-            "exit_code": self.exit_code(strict),
-            "strict": strict,
+            "exit_code": self.exit_code,
+            "strict": self.strict,
             "summary": {"text": self.summary, **self.counts()},
             "checks": [c.to_dict() for c in self.checks],
             "comparable": dict(self.comparable),
@@ -368,7 +370,13 @@ class EnvReport:
             facts=dict(doc.get("facts") or {}),
             comparable=dict(doc.get("comparable") or {}),
             meta={k: v for k, v in doc.items() if k in meta_keys},
+            strict=bool(doc.get("strict")),
         )
+
+    def render(self, console: Any, *, verbose: bool = False) -> None:
+        from dlcheck.env.render import render_console
+
+        render_console(self, console, verbose=verbose)
 
     def _repr_html_(self) -> str:  # notebooks
         from html import escape
@@ -418,6 +426,7 @@ class DistEnvReport:
     meta: dict[str, Any] = field(default_factory=dict)
     # The code every rank exits with (agreed across ranks); None until it is known.
     agreed_exit: int | None = None
+    strict: bool = False  # --strict: a warning fails too
 
     @classmethod
     def from_ranks(
@@ -427,6 +436,7 @@ class DistEnvReport:
         launcher: str,
         world_size: int,
         meta: dict[str, Any] | None = None,
+        strict: bool = False,
     ) -> DistEnvReport:
         from dlcheck.ranks.cluster import merge_env_reports
 
@@ -440,15 +450,17 @@ class DistEnvReport:
             cluster_checks=tuple(merged["cluster_checks"]),
             checks=tuple(merged["checks"]),
             meta=dict(meta or {}),
+            strict=strict,
         )
 
     @property
     def statuses(self) -> list[Status]:
         return [Status(c["status"]) for c in (*self.cluster_checks, *self.checks)]
 
-    def exit_code(self, strict: bool = False) -> int:
+    @property
+    def exit_code(self) -> int:
         """The agreed code when known, else what the merged checks say."""
-        own = exit_code_for(self.statuses, strict=strict)
+        own = exit_code_for(self.statuses, strict=self.strict)
         return max(own, self.agreed_exit) if self.agreed_exit is not None else own
 
     @property
@@ -478,14 +490,14 @@ class DistEnvReport:
             out.append(check)
         return out
 
-    def to_dict(self, strict: bool = False) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         from dlcheck.output import to_jsonable
 
         return {
             "schema": SCHEMA,
             **{k: to_jsonable(v) for k, v in self.meta.items()},
-            "exit_code": self.exit_code(strict),
-            "strict": strict,
+            "exit_code": self.exit_code,
+            "strict": self.strict,
             "launcher": self.launcher,
             "world_size": self.world_size,
             "summary": {"text": self.summary, **self.counts()},
@@ -494,3 +506,8 @@ class DistEnvReport:
             "checks": to_jsonable(list(self.checks)),
             "ranks": to_jsonable(list(self.ranks)),
         }
+
+    def render(self, console: Any, *, verbose: bool = False) -> None:
+        from dlcheck.env.render import render_dist_console
+
+        render_dist_console(self, console, verbose=verbose)

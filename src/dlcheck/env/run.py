@@ -33,6 +33,7 @@ def run_env(
     timeout: float = DEFAULT_TIMEOUT,
     nvml: Any = None,
     deep: bool = False,
+    strict: bool = False,
 ) -> EnvReport:
     """Collect the facts and run the checks (all, or those named by id or group).
 
@@ -40,7 +41,8 @@ def run_env(
     torch are checked by loading their C++ extension (milliseconds); ``deep`` imports every
     installed library instead (seconds each, finds any import error). ``nvml`` is an NVML
     backend (tests pass a FakeNvml); by default the real one, when a driver is present.
-    Returns an :class:`EnvReport`; never raises for a broken install (that is a verdict).
+    ``strict`` makes a warning fail (the report's ``exit_code``). Returns an
+    :class:`EnvReport`; never raises for a broken install (that is a verdict).
     """
     from dlcheck.env.collect_torch import start_torch_probe, take_prestarted
 
@@ -131,6 +133,7 @@ def run_env(
             "duration_s": round(time.perf_counter() - t0, 3),
             "torch_probe_s": round(torch_wait, 3),
         },
+        strict=strict,
     )
 
 

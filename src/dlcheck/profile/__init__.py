@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from dlcheck._apimodule import make_callable
 
-make_callable(__name__, "dlcheck.profile.service:run_profile")
+make_callable(__name__, "dlcheck.profile.run:run_profile")

@@ -1,7 +1,7 @@
 """Stay inside the machine: a memory budget per setting, predicted before and watched during.
 
 Pure functions plus one parser; the child enforces the budget it is given (see
-:class:`dlcheck.profile.child._Peaks`).
+:class:`dlcheck.profile.measure._Peaks`).
 """
 
 from __future__ import annotations

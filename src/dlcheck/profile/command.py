@@ -126,7 +126,7 @@ def profile_command(
     """
     with handle_errors(verbose):
         from dlcheck.errors import UsageError
-        from dlcheck.profile.service import ProfileOptions
+        from dlcheck.profile.run import ProfileOptions
 
         if start_method and start_method not in ("fork", "spawn", "forkserver"):
             raise UsageError(f"--start-method {start_method!r}: use fork, spawn or forkserver.")
@@ -163,7 +163,7 @@ def profile_command(
 
             check_writable(output, "--output")
         if baseline:
-            from dlcheck.profile.service import load_baseline
+            from dlcheck.profile.run import load_baseline
 
             load_baseline(baseline)  # a bad file is a usage error before minutes of sweeping
         if plot:
@@ -230,7 +230,7 @@ def _run_distributed(
     view: _View,
 ) -> int:
     """This rank's part of a torchrun/srun job; rank 0 renders the merged report."""
-    from dlcheck.profile.distributed import run_profile_distributed
+    from dlcheck.profile.ranks import run_profile_distributed
 
     verbose = view.verbose
 
@@ -263,34 +263,23 @@ def _show(report: Any, view: _View) -> None:
     if view.json_out:
         from dlcheck.output import emit_json
 
-        emit_json(report.to_json(raw=view.raw))
+        emit_json(report.to_dict(raw=view.raw))
         return
     import os
     import sys
 
     from dlcheck.output import console
-    from dlcheck.profile.render import WIDE_FROM_COLUMNS, report_renderable
 
     # Piped output (CI logs, files) is as wide as every column, unless COLUMNS says otherwise.
     piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    con = console(width=160 if piped else None)
-    inner = getattr(report, "report", report)
-    if inner is report:
-        con.print(report_renderable(report, wide=view.wide or con.width >= WIDE_FROM_COLUMNS))
-    else:
-        con.print(report)
-    if view.verbose:
-        for r in inner.failed:
-            if r.detail:
-                label = r.setting.label() + (f" (rank {r.rank})" if r.rank is not None else "")
-                con.print(f"\n[bold]{label}[/]", highlight=False)
-                # soft_wrap: a traceback is printed as is, never re-wrapped mid-word.
-                con.print(r.detail, markup=False, highlight=False, soft_wrap=True)
+    report.render(
+        console(width=160 if piped else None), verbose=view.verbose, wide=view.wide or None
+    )
 
 
 def _run_with_progress(target: str | None, opts: Any, verbose: bool) -> Any:
     """Run the service under a Rich progress display on stderr (one line per finished setting)."""
-    from dlcheck.profile.service import run_profile
+    from dlcheck.profile.run import run_profile
 
     with _progress_display(opts) as progress:
         return run_profile(target, progress=progress, _opts=opts)

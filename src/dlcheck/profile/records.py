@@ -292,10 +292,24 @@ class ProfileReport:
             return 1
         return 0
 
-    def to_json(self, *, raw: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, raw: bool = False) -> dict[str, Any]:
+        """The ``dlcheck.profile/1`` document; ``raw`` adds every batch's arrival time."""
         from dlcheck.profile.render import json_document
 
         return json_document(self, raw=raw)
+
+    def render(self, console: Any, *, verbose: bool = False, wide: bool | None = None) -> None:
+        """The tables on ``console``; ``wide`` (default: a console of 150+ columns) shows
+        every column."""
+        from dlcheck.profile.render import WIDE_FROM_COLUMNS, report_renderable
+
+        if wide is None:
+            wide = console.width >= WIDE_FROM_COLUMNS
+        console.print(report_renderable(self, wide=wide))
+        if verbose:
+            from dlcheck.profile.render import print_failure_details
+
+            print_failure_details(self, console)
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         from dlcheck.profile.render import WIDE_FROM_COLUMNS, report_renderable

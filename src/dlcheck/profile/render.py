@@ -566,3 +566,12 @@ def dist_renderable(merged: Any) -> Any:
         ranks = ", ".join(str(r) for r in merged.failed_ranks)
         parts.append(Text(f"✗ failed on rank {ranks}", style="bold red"))
     return Group(*parts)
+
+
+def print_failure_details(report: ProfileReport, console: Any) -> None:
+    """-v: each failed setting's traceback, as is (soft_wrap: never re-wrapped mid-word)."""
+    for r in report.failed:
+        if r.detail:
+            label = r.setting.label() + (f" (rank {r.rank})" if r.rank is not None else "")
+            console.print(f"\n[bold]{label}[/]", highlight=False)
+            console.print(r.detail, markup=False, highlight=False, soft_wrap=True)

@@ -4,7 +4,7 @@ The loop is the real one (next batch → copy to the device → step) run over t
 engine measures. Its figures use the shared definition of :mod:`dlcheck.inputbound`; like
 ``dlcheck.watch``, each epoch's first batch (worker start-up) is left out of the share and shown
 as its own figure. Option parsing and step resolution live here too; the loop itself runs in
-:mod:`dlcheck.profile.child`.
+:mod:`dlcheck.profile.measure`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""The sweep driver: measure settings one by one, each in a fresh child process.
+"""The sweep driver: measure settings one by one, each in its own child process.
 
-:func:`run_sweep` is deliberately small and hookable so a distributed runner can reuse it:
-``barrier`` runs before each setting (keep ranks in step), ``shard`` = (rank, world_size) is
-passed into the child (map-style datasets get a ``DistributedSampler``), ``combine`` may replace
-each local result by an aggregate (e.g. the sum over ranks) before the planner sees it, so every
-rank takes the same adaptive decisions.
+:func:`run_sweep` is small and hookable so the torchrun runner (``profile/ranks.py``) is the
+same loop: ``agree`` turns this rank's next step into the one every rank takes (rank 0's,
+broadcast), ``barrier`` runs before each setting (keep ranks in step), ``shard`` = (rank,
+world_size) is passed into the child (map-style datasets get a ``DistributedSampler``), and
+``combine`` may replace each local result by an aggregate (the slowest rank's) before the
+planner sees it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dlcheck.profile.search import Planner
 from dlcheck.profile.stats import training_rate
 
 MeasureFn = Callable[[Setting, int, "tuple[int, int] | None"], SettingResult]
+Step = tuple[Setting, int]  # a setting and its round (0 first, then repeats)
 
 
 @dataclass
@@ -38,6 +40,7 @@ def run_sweep(
     planner: Planner,
     measure: MeasureFn,
     *,
+    agree: Callable[[Step | None], Step | None] | None = None,
     barrier: Callable[[], None] | None = None,
     shard: tuple[int, int] | None = None,
     combine: Callable[[SettingResult], SettingResult] | None = None,
@@ -55,12 +58,16 @@ def run_sweep(
     start = clock()
     while True:
         todo = planner.next(out.results)
-        if not todo:
-            break
-        if budget_s is not None and clock() - start >= budget_s and out.results:
+        step: Step | None = todo[0] if todo else None
+        over = budget_s is not None and clock() - start >= budget_s
+        if step is not None and over and out.results:
             out.budget_exhausted = True
+            step = None
+        if agree is not None:  # a collective: every rank calls it, done or not
+            step = agree(step)
+        if step is None:
             break
-        setting, rnd = todo[0]
+        setting, rnd = step
         if barrier is not None:
             barrier()
         result = measure(setting, rnd, shard)

@@ -36,17 +36,17 @@ def trace_command(
     2 unreadable file or no steps/DataLoader spans in it, 130 interrupted.
     """
     with handle_errors(verbose):
-        from dlcheck.trace.service import run_trace
+        from dlcheck.trace.run import run_trace
 
         report = run_trace(files, max_input_bound=max_input_bound, strict=strict)
         if json_out:
             from dlcheck.output import emit_json
 
-            emit_json(report.to_json())
+            emit_json(report.to_dict())
         else:
             import sys
 
             from dlcheck.output import console
 
-            console(width=None if sys.stdout.isatty() else 80).print(report)
+            report.render(console(width=None if sys.stdout.isatty() else 80))
     raise typer.Exit(report.exit_code)

@@ -101,10 +101,13 @@ class TraceReport:
         """The rank with the highest input-bound share (the one a threshold is judged on)."""
         return max(self.ranks, key=lambda r: (r.input_bound_share or 0.0, -r.rank))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         from dlcheck.trace.render import json_document
 
         return json_document(self)
+
+    def render(self, console: Any, *, verbose: bool = False) -> None:
+        console.print(self)
 
     def __rich__(self) -> Any:
         from dlcheck.trace.render import report_renderable

@@ -1,7 +1,7 @@
 """`dlcheck profile` as a service: resolve TARGET in a child, sweep, judge, return a report.
 
 The parent never imports the user's code: a "describe" child resolves TARGET and reports the
-loader's shape, then each setting is measured by a fresh child (:mod:`dlcheck.profile.child`).
+loader's shape, then each setting is measured by a fresh child (:mod:`dlcheck.profile.measure`).
 Used by the CLI (:mod:`dlcheck.profile.command`) and the Python API ``dlcheck.profile()``.
 """
 
@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,7 +172,7 @@ def describe_target(
 
     on_output, _ = (relay or Relay(_show_output(None))).collector()
     outcome = run_child(
-        "dlcheck.profile.child:describe",
+        "dlcheck.profile.measure:describe",
         {"target": target, **(step or {})},
         obj=obj,
         stall_timeout=max(stall_timeout, 60.0),
@@ -211,7 +210,7 @@ def start_template(
     from dlcheck.proc import ForkServer
 
     server = ForkServer(
-        "dlcheck.profile.child:template", {"target": target, **(step or {})}, env=_child_env()
+        "dlcheck.profile.measure:template", {"target": target, **(step or {})}, env=_child_env()
     )
     wait = max(stall_timeout, 60.0)
     try:
@@ -289,7 +288,7 @@ def build_space(opts: ProfileOptions, shape: LoaderShape) -> tuple[SweepSpace, l
     return space, notes
 
 
-def _measure_fn(
+def measure_fn(
     target: str,
     obj: Any,
     shape: LoaderShape,
@@ -358,7 +357,7 @@ def _measure_fn(
         on_output, lines = relay.collector()
         if server is not None:
             outcome = server.run(
-                "dlcheck.profile.child:measure",
+                "dlcheck.profile.measure:measure",
                 request,
                 stall_timeout=opts.stall_timeout,
                 timeout=cap,
@@ -367,7 +366,7 @@ def _measure_fn(
             )
         else:
             outcome = run_child(
-                "dlcheck.profile.child:measure",
+                "dlcheck.profile.measure:measure",
                 request,
                 obj=obj,
                 stall_timeout=opts.stall_timeout,
@@ -390,7 +389,7 @@ def _measure_fn(
 # ---------------------------------------------------------------- judgement
 
 
-def _checks(report: ProfileReport, opts: ProfileOptions) -> list[Check]:
+def ci_checks(report: ProfileReport, opts: ProfileOptions) -> list[Check]:
     checks = []
     rec = report.recommended
     rate = rec.samples_per_s if rec else None
@@ -583,7 +582,7 @@ def _profile(
     budget = default_budget(opts.max_memory)
     report.options["memory_budget_bytes"] = budget.memory_bytes
     report.options["shm_budget_bytes"] = budget.shm_bytes
-    measure = _measure_fn(
+    measure = measure_fn(
         target,
         obj,
         shape,
@@ -609,7 +608,7 @@ def _profile(
         )
     except KeyboardInterrupt:
         report.interrupted = True
-        _finish(report, opts, space, started, with_baseline=False)
+        _finish(report, opts, space, started)
         if opts.output:
             write_output(report, opts.output)
         raise
@@ -617,7 +616,7 @@ def _profile(
     for note in getattr(planner, "notes", []):
         report.options["notes"].append(note)
     _finish(report, opts, space, started)
-    report.checks = _checks(report, opts)
+    report.checks = ci_checks(report, opts)
     if opts.output:
         write_output(report, opts.output)
     return report
@@ -628,8 +627,6 @@ def _finish(
     opts: ProfileOptions,
     space: SweepSpace,
     started: float,
-    *,
-    with_baseline: bool = True,
 ) -> None:
     from dlcheck.host import usable_cpus
 
@@ -655,7 +652,3 @@ def write_output(report: ProfileReport, path: str) -> None:
         write_text_file(path, csv_text(report), "--output")
     else:
         write_text_file(path, dumps(json_document(report, raw=True)) + "\n", "--output")
-
-
-def _stderr_is_tty() -> bool:  # pragma: no cover - trivial
-    return sys.stderr.isatty()

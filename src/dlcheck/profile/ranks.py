@@ -27,7 +27,7 @@ from dlcheck.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlcheck.profile.records import ProfileReport, SettingResult
-    from dlcheck.profile.service import ProfileOptions
+    from dlcheck.profile.run import ProfileOptions
     from dlcheck.ranks import DistSession, LaunchInfo
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -99,13 +99,20 @@ class DistProfileReport:
             "workers_per_rank": self.workers,
         }
 
-    def to_json(self, *, raw: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, raw: bool = False) -> dict[str, Any]:
         from dlcheck.profile.render import json_document
 
         doc = json_document(self.report, raw=raw)
         doc["exit_code"] = self.exit_code
         doc["distributed"] = self.summary()
         return doc
+
+    def render(self, console: Any, *, verbose: bool = False, wide: bool | None = None) -> None:
+        console.print(self)  # the per-rank table has one width
+        if verbose:
+            from dlcheck.profile.render import print_failure_details
+
+            print_failure_details(self.report, console)
 
     def __rich__(self) -> Any:
         from dlcheck.profile.render import dist_renderable
@@ -205,7 +212,7 @@ def run_profile_distributed(
             raise UsageError("--dist-timeout must be a positive number of seconds.")
         limit = timeout_from_env() if dist_timeout is None else dist_timeout
         if opts.baseline:
-            from dlcheck.profile.service import load_baseline
+            from dlcheck.profile.run import load_baseline
 
             load_baseline(opts.baseline)
         return _run(launch, target, opts, render, progress, limit, report_error, release)
@@ -273,9 +280,7 @@ def _in_session(
     else:
         box: dict[str, DistProfileReport] = {}
         try:
-            merged = _sweep(
-                ctx, launch, target, opts, described, progress, started, box, held.get("server")
-            )
+            merged = _sweep(ctx, launch, target, opts, described, progress, box, held.get("server"))
         except (RankFailure, LauncherStopped) as exc:
             partial = box.get("merged")
             lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
@@ -320,7 +325,7 @@ def _describe(
     """Resolve TARGET on this rank: built once in a template process (kept in ``held``) that
     forks a child per setting, unless --isolation fresh or CUDA was initialised in the build."""
     from dlcheck.output import to_jsonable
-    from dlcheck.profile.service import DEMO_TARGET, describe_target, start_template
+    from dlcheck.profile.run import DEMO_TARGET, describe_target, start_template
     from dlcheck.ranks.throughput import local_cpu_info
 
     if target is not None:
@@ -362,41 +367,37 @@ def _sweep(
     opts: ProfileOptions,
     described: list[dict[str, Any]],
     progress: ProgressFn | None,
-    started: float,
     box: dict[str, DistProfileReport],
     server: Any = None,
 ) -> DistProfileReport | None:
     from dlcheck.profile.records import LoaderShape, Setting
-    from dlcheck.profile.search import AdaptivePlanner, FixedPlanner
-    from dlcheck.profile.service import (
+    from dlcheck.profile.run import (
         ProfileReport,
-        _measure_fn,
         build_space,
+        ci_checks,
         machine_metadata,
+        measure_fn,
     )
-    from dlcheck.profile.sweep import failed_result
+    from dlcheck.profile.search import AdaptivePlanner, FixedPlanner
+    from dlcheck.profile.sweep import Step, SweepOutcome, failed_result, run_sweep
     from dlcheck.ranks.throughput import aggregate_settings
 
     mine = described[ctx.rank]["value"]
     shape = LoaderShape.from_dict(mine["shape"])
     name = mine["target"]
     space, notes = build_space(opts, shape)
-    shard = (ctx.rank, ctx.world_size)
     # Rank 0's own progress, except its per-setting verdict: the all-ranks one replaces it.
     own_progress = None
     if progress is not None and ctx.is_root:
         own_progress = lambda ev: None if ev.get("type") == "done" else progress(ev)  # noqa: E731
-    measure = _measure_fn(name, None, shape, opts, own_progress, space.baseline, server=server)
+    local_measure = measure_fn(name, None, shape, opts, own_progress, space.baseline, server=server)
     cap = (opts.duration or 8.0) * 4 + opts.stall_timeout + 60 + _GATHER_SLACK_S
 
     merged: DistProfileReport | None = None
-    planner: Any = None
-    combined: list[SettingResult] = []
     per_rank: list[SettingResult] = []
     if ctx.is_root:
         # The space is built from rank 0's view; ranks only differ in their shard.
         space.usable_cpus = max(1, math.floor(_min_share(ctx, described)))
-        planner = FixedPlanner(space) if opts.workers is not None else AdaptivePlanner(space)
         report = ProfileReport(
             target=name,
             shape=shape,
@@ -410,48 +411,68 @@ def _sweep(
             ranks=[_rank_entry(d) for d in described],
         )
         box["merged"] = merged
-    budget = opts.budget if opts.workers is None else None
-    i = 0
-    while True:
-        plan = None
-        if ctx.is_root:
-            todo = planner.next(combined)
-            over = budget is not None and time.monotonic() - started >= budget and combined
-            if over and todo:
-                merged.report.budget_exhausted = True  # type: ignore[union-attr]
-            elif todo:
-                plan = {"setting": todo[0][0].to_dict(), "round": todo[0][1]}
-        plan = ctx.broadcast(plan, stage=f"plan {i}")
-        if plan is None:
-            break
-        setting, rnd = Setting.from_dict(plan["setting"]), int(plan["round"])
-        ctx.barrier(stage=f"setting {i}")
-        try:
-            result = measure(setting, rnd, shard)
-        except Exception as exc:  # a bug here becomes this rank's setting error
-            result = failed_result(setting, "crash", f"{type(exc).__name__}: {exc}")
-        result.rank, result.round = ctx.rank, rnd
-        rows = ctx.gather(result_record(result), stage=f"results {i}", wait_s=cap)
-        if rows is not None and merged is not None:
-            got = [result_from_record(r) for r in rows if r is not None]
-            seen = {r.rank for r in got}
-            got += [missing_result(setting, r, rnd) for r in range(ctx.world_size) if r not in seen]
-            got.sort(key=lambda r: r.rank or 0)
-            per_rank.extend(got)
-            combined.append(combine_ranks(got))
-            _judge(merged, per_rank, combined, opts, space, aggregate_settings)
-            if progress is not None:
-                mine_key = _throughput_record(got[0])["setting"]
-                agg = next((a for a in merged.aggregates if a["setting"] == mine_key), None)
-                progress({"type": "ranks_done", "setting": setting, "aggregate": agg})
-            if opts.output:
-                _write_output(merged, opts.output)
-        i += 1
-    if merged is not None:
-        from dlcheck.profile.service import _checks
+    # Every rank runs the same sweep loop; only rank 0's planner decides (``agree``), and it
+    # sees one combined result per setting (``combine``), so its choices are the single-host
+    # ones. ``n`` names the collectives so a lost rank is reported at the right setting.
+    n = 0
 
+    def agree(step: Step | None) -> Step | None:
+        plan = None
+        if ctx.is_root and step is not None:
+            plan = {"setting": step[0].to_dict(), "round": step[1]}
+        plan = ctx.broadcast(plan, stage=f"plan {n}")
+        return None if plan is None else (Setting.from_dict(plan["setting"]), int(plan["round"]))
+
+    def measure(setting: Setting, rnd: int, shard: tuple[int, int] | None) -> SettingResult:
+        try:
+            return local_measure(setting, rnd, shard)
+        except Exception as exc:  # a bug here becomes this rank's setting error, not a hang
+            return failed_result(setting, "crash", f"{type(exc).__name__}: {exc}")
+
+    def combine(result: SettingResult) -> SettingResult:
+        nonlocal n
+        rows = ctx.gather(result_record(result), stage=f"results {n}", wait_s=cap)
+        n += 1
+        if rows is None:  # not rank 0: its planner's view does not matter
+            return result
+        got = [result_from_record(r) for r in rows if r is not None]
+        seen = {r.rank for r in got}
+        got += [
+            missing_result(result.setting, r, result.round or 0)
+            for r in range(ctx.world_size)
+            if r not in seen
+        ]
+        got.sort(key=lambda r: r.rank or 0)
+        per_rank.extend(got)
+        return combine_ranks(got)
+
+    def on_result(combined: list[SettingResult]) -> None:
+        if merged is None:
+            return
         _judge(merged, per_rank, combined, opts, space, aggregate_settings)
-        merged.report.checks = _checks(_with_combined(merged.report, combined), opts)
+        if progress is not None:
+            key = _throughput_record(per_rank[-1])["setting"]
+            agg = next((a for a in merged.aggregates if a["setting"] == key), None)
+            progress({"type": "ranks_done", "setting": combined[-1].setting, "aggregate": agg})
+        if opts.output:
+            _write_output(merged, opts.output)
+
+    planner = FixedPlanner(space) if opts.workers is not None else AdaptivePlanner(space)
+    out = run_sweep(
+        planner,
+        measure,
+        agree=agree,
+        barrier=lambda: ctx.barrier(stage=f"setting {n}"),
+        shard=(ctx.rank, ctx.world_size),
+        combine=combine,
+        on_result=on_result,
+        budget_s=opts.budget if opts.workers is None else None,
+        outcome=SweepOutcome(),
+    )
+    if merged is not None:
+        merged.report.budget_exhausted = out.budget_exhausted
+        _judge(merged, per_rank, out.results, opts, space, aggregate_settings)
+        merged.report.checks = ci_checks(_with_combined(merged.report, out.results), opts)
     return merged
 
 
@@ -539,4 +560,4 @@ def _write_output(merged: DistProfileReport, path: str) -> None:
     if path.lower().endswith(".csv"):
         write_text_file(path, csv_text(merged.report), "--output")
     else:
-        write_text_file(path, dumps(merged.to_json(raw=True)) + "\n", "--output")
+        write_text_file(path, dumps(merged.to_dict(raw=True)) + "\n", "--output")
