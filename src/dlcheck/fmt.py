@@ -1,4 +1,5 @@
-"""Small text formats every command shares: byte sizes and an exception's last line."""
+"""Small text formats every command shares: byte sizes, an exception's or an output's last
+line."""
 
 from __future__ import annotations
 
@@ -28,3 +29,9 @@ def last_line(exc: BaseException) -> str:
     lines = traceback.format_exception_only(type(exc), exc)
     text = lines[-1].strip() if lines else ""
     return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def last_text_line(text: str, none: str = "") -> str:
+    """The last non-blank line of captured output (a traceback's is its ``Type: message``)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else none

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dlcheck.fmt import last_text_line
+
 if TYPE_CHECKING:  # imported lazily: this module is on the CLI's start-up path
     from collections.abc import Iterable, Iterator
 
@@ -396,7 +398,7 @@ def parse_output(
         elif sig:
             error = f"`import torch` crashed the interpreter ({sig})"
         else:
-            last = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+            last = last_text_line(stderr, none="no output")
             error = f"the Python child exited with code {returncode}: {last}"
         return TorchFacts(ran=True, ok=False, error=error, timed_out=timed_out, stderr_tail=tail)
     if not torch_doc.get("ok"):

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dlcheck.fmt import last_text_line
+
 SAMPLE_TAG = "SampleError: "
 COLLATE_TAG = "CollateError: "
 
@@ -40,11 +42,6 @@ class Failure:
     kind: str
     message: str
     hint: str | None = None
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 def _after_tag(text: str, tag: str) -> str | None:
@@ -117,13 +114,13 @@ def explain_exception(exc_type: str, text: str, *, num_workers: int = 0) -> Fail
         )
     m = _CAUGHT.search(text)
     if m:
-        inner = _last_line(text.split("Original", 1)[-1])
+        inner = last_text_line(text.split("Original", 1)[-1])
         return Failure(
             "worker_error",
             f"in DataLoader worker {m.group(2)}: {inner}",
             _library_hint(inner),
         )
-    line = _last_line(text)
+    line = last_text_line(text)
     msg = f"{exc_type}: {line}" if line and not line.startswith(exc_type) else (line or exc_type)
     return Failure("error", msg, _library_hint(msg))
 
