@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from dist_helpers import launch_dlcheck, torchrun_dlcheck
+
 from dlcheck.profile.ranks import (
     DistProfileReport,
     combine_ranks,
@@ -31,7 +31,7 @@ from dlcheck.profile.records import (
 )
 from test_dist_session import RankRun
 
-DATA = str(Path(__file__).with_name("dist_profile_data") / "rank_data.py")
+DATA = str(Path(__file__).parent / "fixtures" / "dist_profile" / "rank_data.py")
 FAST = ["--duration", "1", "--dist-timeout", "30"]
 
 

@@ -1,5 +1,5 @@
 """End to end over gloo: real processes launched by hand (RANK/WORLD_SIZE/MASTER_*) and by
-torchrun, running tests/dist_data/driver.py; plus in-process checks of the small helpers."""
+torchrun, running tests/fixtures/dist/driver.py; plus in-process checks of the small helpers."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from dlcheck.exitcodes import normalize_exit
 from dlcheck.ranks import RankFailure, stdout_to_stderr, worst_exit
 
-DRIVER = Path(__file__).parent / "dist_data" / "driver.py"
+DRIVER = Path(__file__).parent / "fixtures" / "dist" / "driver.py"
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
                "MASTER_PORT", "GROUP_RANK", "DLCHECK_DISTRIBUTED")  # fmt: skip
 

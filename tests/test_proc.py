@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import pytest
 
 from dlcheck.proc import run_child
 
-sys.path.insert(0, str(Path(__file__).parent))
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "fixtures")}
 
 
 def test_result_and_events_and_user_print_isolated(capfd: pytest.CaptureFixture[str]) -> None:

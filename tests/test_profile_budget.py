@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "profile_data"))
 from profile_helpers import MARKER_ENV, leftovers, run_cli
 
 from dlcheck.profile.budget import Budget, parse_size, predict_footprint, skip_reason

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "profile_data"))
 from profile_helpers import leftovers, run_cli
 
 MAX_JSON_BYTES = 64 * 1024
@@ -136,7 +133,7 @@ def test_wide_adds_every_column() -> None:
         assert column in head
 
 
-GOLDEN = Path(__file__).parent / "golden" / "profile_80.txt"
+GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "profile_80.txt"
 
 
 def test_golden_output_at_80_columns() -> None:

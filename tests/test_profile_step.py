@@ -1,5 +1,5 @@
 """`dlcheck profile --step / --step-time`: the loop's input-bound share, checked against a loop
-timed by hand on the same loader in the same run (tests/inputbound_loops.py: 4 ms samples,
+timed by hand on the same loader in the same run (tests/fixtures/inputbound_loops.py: 4 ms samples,
 batches of 16, a 20 ms step: about 0.69, 0.38 and 0 with 1, 2 and 4 workers)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ TOLERANCE = 0.08
 def _dlcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     full = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]),
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS / "fixtures")]),
         "COLUMNS": "80",
         **(env or {}),
     }

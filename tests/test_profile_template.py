@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent / "profile_data"))
 from profile_helpers import leftovers, run_cli
 
 ARGS = ["--workers", "0,1,2", "--duration", "0.5", "--stall-timeout", "10", "--json"]

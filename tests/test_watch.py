@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from inputbound_loops import EXPECTED, hand_timed_loop, sleepy_loader
 from rich.console import Console
 
 import dlcheck
@@ -18,7 +19,6 @@ from dlcheck.watch.core import Watch
 from dlcheck.watch.records import SCHEMA_FILE
 from dlcheck.watch.render import verdict_line
 from dlcheck.watch.stats import with_ranks
-from inputbound_loops import EXPECTED, hand_timed_loop, sleepy_loader
 
 TESTS = Path(__file__).parent
 
@@ -190,10 +190,10 @@ def test_torchrun_gather_names_the_slower_rank(tmp_path: Path) -> None:
     from test_dist_session import clean_env
 
     env = clean_env()
-    env["PYTHONPATH"] = f"{TESTS}:{env.get('PYTHONPATH', '')}"
+    env["PYTHONPATH"] = f"{TESTS / 'fixtures'}:{env.get('PYTHONPATH', '')}"
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(TESTS / "watch_dist_script.py"), str(tmp_path)],
+         str(TESTS / "fixtures" / "watch_dist_script.py"), str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
