@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from dist_helpers import launch_dlcheck, torchrun_dlcheck
 
+from dist_helpers import launch_dlcheck, torchrun_dlcheck
 from dlcheck.profile.ranks import (
     DistProfileReport,
     combine_ranks,

@@ -8,10 +8,10 @@ import time
 
 import psutil
 import pytest
-from profile_helpers import MARKER_ENV, leftovers, run_cli
 
 from dlcheck.profile.budget import Budget, parse_size, predict_footprint, skip_reason
 from dlcheck.profile.records import CostFigures, Setting, SettingResult
+from profile_helpers import MARKER_ENV, leftovers, run_cli
 
 
 def test_sizes_parse() -> None:

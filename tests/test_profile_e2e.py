@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from profile_helpers import HERE, Run, env_for, leaked_shm, leftovers, run_cli, shm_entries
 
 QUICK = ["--workers", "0,2", "--duration", "1", "--stall-timeout", "15", "--json"]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from profile_helpers import leftovers, run_cli
 
 MAX_JSON_BYTES = 64 * 1024

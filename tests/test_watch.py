@@ -10,7 +10,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from inputbound_loops import EXPECTED, hand_timed_loop, sleepy_loader
 from rich.console import Console
 
 import dlcheck
@@ -19,6 +18,7 @@ from dlcheck.watch.core import Watch
 from dlcheck.watch.records import SCHEMA_FILE
 from dlcheck.watch.render import verdict_line
 from dlcheck.watch.stats import with_ranks
+from inputbound_loops import EXPECTED, hand_timed_loop, sleepy_loader
 
 TESTS = Path(__file__).parent
 
