@@ -221,3 +221,16 @@ def test_import_dlcheck_and_watch_stay_torch_free() -> None:
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_lightning_callback_without_lightning_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Neither package importable (None in sys.modules makes an import fail), module re-imported.
+    for mod in ("lightning", "lightning.pytorch", "lightning.pytorch.callbacks"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    for mod in ("pytorch_lightning", "pytorch_lightning.callbacks"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    monkeypatch.delitem(sys.modules, "dlcheck.watch.lightning", raising=False)
+    with pytest.raises(ImportError, match=r"pip install 'dlcheck\[lightning\]'"):
+        import dlcheck.watch.lightning  # noqa: F401

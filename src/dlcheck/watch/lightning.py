@@ -11,7 +11,8 @@ it (plus Lightning's own small bookkeeping between batches)::
     trainer.fit(model, train_loader)
     print(cb.summary())            # under DDP: cb.summary(gather=True) on every rank
 
-Importing this module imports Lightning (``lightning`` or ``pytorch_lightning``).
+Importing this module imports Lightning (``lightning`` or ``pytorch_lightning``), the
+``lightning`` extra; without either it raises an ImportError that says how to install it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ from typing import Any
 try:
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # the older package name
-    # Same class under its older import path; mypy sees two distinct types.
-    from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]
+    try:
+        # Same class under its older import path; mypy sees two distinct types.
+        from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]
+    except ImportError:
+        # Lightning is optional (the `lightning` extra): name the fix, not the fallback's
+        # "No module named 'pytorch_lightning'".
+        raise ImportError(
+            "dlcheck.watch.lightning needs PyTorch Lightning: pip install 'dlcheck[lightning]' "
+            "(or pip install lightning); without Lightning use dlcheck.watch(loader)"
+        ) from None
 
 from dlcheck.watch.core import Watch
 from dlcheck.watch.records import WatchSummary
