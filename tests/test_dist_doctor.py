@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from dist_helpers import launch_dlcheck, torchrun_dlcheck
-from dlcheck.doctor.distributed import merge, run_doctor_distributed
 from dlcheck.doctor.judge import judge_ranks, judge_resources
+from dlcheck.doctor.ranks import merge, run_doctor_distributed
 from dlcheck.doctor.records import DoctorReport, Finding
 from dlcheck.errors import UsageError
 from dlcheck.ranks import LaunchInfo, RankFailure

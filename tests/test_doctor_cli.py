@@ -32,7 +32,7 @@ def doctor_processes() -> list[str]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if "dlcheck.doctor.child" in cmd or "dlcheck._child dlcheck.doctor" in cmd:
+        if "dlcheck.doctor.collect" in cmd or "dlcheck._child dlcheck.doctor" in cmd:
             found.append(f"{p.pid}: {cmd}")
     return found
 

@@ -12,7 +12,7 @@ from dlcheck.cli import app
 from dlcheck.doctor import judge as J
 from dlcheck.doctor.records import PROBE_IDS, DoctorReport, Finding, TargetInfo
 from dlcheck.doctor.render import render_report
-from dlcheck.doctor.service import validate_probes
+from dlcheck.doctor.run import validate_probes
 from dlcheck.errors import UsageError
 from dlcheck.output import console
 from dlcheck.records import Status

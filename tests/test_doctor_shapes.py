@@ -153,7 +153,7 @@ def _same(a: Any, b: Any) -> bool:
 def test_crash_origin_tells_our_bug_from_the_users_code() -> None:
     from torch.utils.data import DataLoader
 
-    from dlcheck.doctor.child import crash_origin
+    from dlcheck.doctor.collect import crash_origin
     from dlcheck.doctor.facts import _fetch, build_loader, make_context
 
     sampler_loader = DataLoader(list(range(8)), batch_sampler=[[0, 1], [2, 3]])

@@ -21,7 +21,7 @@ def profile(target: Any = None, **options: Any) -> Any:
 
 def doctor(target: Any, **options: Any) -> Any:
     """Run the doctor probes on a TARGET string, Dataset or DataLoader; returns a report."""
-    from dlcheck.doctor.service import run_doctor
+    from dlcheck.doctor.run import run_doctor
 
     return run_doctor(target, **options)
 

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from dlcheck._apimodule import make_callable
 
-make_callable(__name__, "dlcheck.doctor.service:run_doctor")
+make_callable(__name__, "dlcheck.doctor.run:run_doctor")

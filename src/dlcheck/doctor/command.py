@@ -78,7 +78,7 @@ def doctor_command(
             )
         err = console(stderr=True)
         if launch is not None:
-            from dlcheck.doctor.distributed import run_doctor_distributed
+            from dlcheck.doctor.ranks import run_doctor_distributed
 
             with _progress(err, scan and launch.is_root, launch.is_root) as on_progress:
                 code = run_doctor_distributed(
@@ -97,7 +97,7 @@ def doctor_command(
                     report_error=lambda e: print_rank_error(e, launch.rank, verbose),
                 )
             raise typer.Exit(code)
-        from dlcheck.doctor.service import run_doctor, validate_probes
+        from dlcheck.doctor.run import run_doctor, validate_probes
 
         validate_probes(probe)
         with _progress(err, scan) as on_progress:
@@ -117,13 +117,12 @@ def doctor_command(
 
 
 def _render(report: Any, *, json_out: bool, verbose: bool) -> None:
-    from dlcheck.doctor import render
     from dlcheck.output import console, emit_json
 
     if json_out:
         emit_json(report.to_dict())
     else:
-        render.render_report(report, console(), verbose=verbose)
+        report.render(console(), verbose=verbose)
 
 
 @contextlib.contextmanager

@@ -210,6 +210,11 @@ class DoctorReport:
             code = worst_exit([code, self.agreed_exit])
         return code
 
+    def render(self, console: Any, *, verbose: bool = False) -> None:
+        from dlcheck.doctor.render import render_report
+
+        render_report(self, console, verbose=verbose)
+
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for f in self.findings if f.status is s) for s in Status}
 

@@ -33,19 +33,27 @@ def throughput_table(aggregates: Sequence[Mapping[str, Any]]) -> Any:
     """Per setting: aggregate and lockstep samples/s, slowest rank, straggler ratio."""
     from rich.table import Table
 
-    table = Table(title="All ranks", title_justify="left", show_edge=False)
+    table = Table(title="All ranks", title_justify="left", show_edge=False, pad_edge=False)
     for col, justify in (
         ("setting", "left"),
         ("ranks", "right"),
-        ("aggregate/s", "right"),
+        ("total/s", "right"),
         ("lockstep/s", "right"),
         ("slowest rank", "right"),
         ("straggler", "right"),
         ("failed", "left"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        # Figures and headers never wrap or shrink to "…" at 80 columns: the setting and the
+        # failure text take the squeeze.
+        fixed = col not in ("setting", "failed")
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=fixed,
+            min_width=len(max(col.split(), key=len)),
+        )
     for a in aggregates:
-        setting = " ".join(f"{k}={v}" for k, v in a["setting"].items())
+        setting = " ".join(f"{k.removeprefix('num_')}={v}" for k, v in a["setting"].items())
         slowest = (
             "—"
             if a["slowest_rank"] is None

@@ -54,7 +54,7 @@ def run_doctor_distributed(
     joining for bad options, :class:`dlcheck.ranks.RankFailure` when a rank never arrives, and
     rank 0's own error (e.g. TARGET fails to import) with the agreed exit code.
     """
-    from dlcheck.doctor.service import _check_options, validate_probes
+    from dlcheck.doctor.run import _check_options, validate_probes
     from dlcheck.ranks import quiet_c10d_logs_for_join, timeout_from_env
     from dlcheck.target import parse_target
 
@@ -166,7 +166,7 @@ def _root_work(
     box: dict[str, Any],
 ) -> dict[str, Any]:
     """Rank 0: read its own shard and run the probes (as rank 0 of the real world)."""
-    from dlcheck.doctor.service import run_doctor
+    from dlcheck.doctor.run import run_doctor
 
     def on_event(ev: dict[str, Any]) -> None:
         if ev.get("kind") in ("rank_done", "rank_baseline"):
@@ -195,8 +195,8 @@ def _root_work(
 
 def _shard_work(ctx: DistSession, target: str, opts: dict[str, Any]) -> dict[str, Any]:
     """A rank other than 0: read its own shard in a child process, as its real rank."""
-    from dlcheck.doctor.child import failure_record
-    from dlcheck.doctor.service import LOAD_TIMEOUT_S, SHARD_FETCH
+    from dlcheck.doctor.collect import failure_record
+    from dlcheck.doctor.run import LOAD_TIMEOUT_S, SHARD_FETCH
     from dlcheck.proc import run_child
 
     timeout = float(opts["timeout"])
@@ -223,7 +223,7 @@ def _shard_work(ctx: DistSession, target: str, opts: dict[str, Any]) -> dict[str
 
     started = time.monotonic()
     out = run_child(
-        "dlcheck.doctor.child:rank_entry",
+        "dlcheck.doctor.collect:rank_entry",
         request,
         timeout=LOAD_TIMEOUT_S + timeout + _SHARD_SLACK_S,
         stderr_passthrough=bool(opts["verbose"]),
@@ -366,7 +366,7 @@ def _insert_after_duplicates(findings: list[Finding], extra: list[Finding]) -> l
 
 def _raise_root_error(mine: dict[str, Any], records: list[dict[str, Any]], code: int) -> None:
     """Rank 0 has no report (its own run failed): raise its error, naming other failed ranks."""
-    from dlcheck.doctor.child import raise_from
+    from dlcheck.doctor.collect import raise_from
     from dlcheck.errors import DlcheckError
 
     error = dict(mine.get("error") or {"message": "rank 0 failed"})

@@ -257,7 +257,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
     if world and 0 in ranks:
         # The whole stream as one process sees it: what the ranks together should cover.
         base_out = run_child(
-            "dlcheck.doctor.child:rank_entry",
+            "dlcheck.doctor.collect:rank_entry",
             {**base, "rank": 0, "world_size": 1, "baseline": True},
             obj=obj_for_fork,
             timeout=timeout,
@@ -270,7 +270,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
             send({"kind": "rank_start", "rank": rank})
             running["probe"] = f"rank {rank}"
             out = run_child(
-                "dlcheck.doctor.child:rank_entry",
+                "dlcheck.doctor.collect:rank_entry",
                 {
                     **base,
                     "rank": rank,
@@ -343,7 +343,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
         scan_probe = probe == "corrupt_samples" and ctx.scan
         started = time.monotonic()
         out = run_child(
-            "dlcheck.doctor.child:probe_entry",
+            "dlcheck.doctor.collect:probe_entry",
             {"probe": probe},
             obj=ctx,
             # --scan may take long: it is bounded by progress (a stall), not by total time.

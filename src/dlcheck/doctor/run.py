@@ -85,15 +85,16 @@ def run_doctor(
 ) -> DoctorReport:
     """Run the doctor probes on a TARGET string ("module:attr", "file.py:attr") or an object.
 
-    ``shard_ranks`` is for :mod:`dlcheck.doctor.distributed`: under a real launch, read only
+    ``shard_ranks`` is for :mod:`dlcheck.doctor.ranks`: under a real launch, read only
     these ranks' shards of ``world_size`` (their facts arrive as ``rank_done`` events through
     ``on_progress``) and leave the shard judgement to the caller, which has every rank's facts;
     ``ranks_on_host``: how many ranks share this host's CPUs and /dev/shm (``resources``).
 
     Raises UsageError (exit 2) for a bad option or a TARGET that cannot be resolved, and
-    UserCodeError (exit 1) when the user's module or factory raises while loading. With
-    ``verbose``, the user's own output (prints, warnings) reaches stderr; otherwise it is kept
-    only for failure messages.
+    UserCodeError (exit 1) when the user's module or factory raises while loading. The user's
+    own output (prints, warnings) is always seen: with ``verbose`` it passes straight through
+    to stderr; otherwise each distinct line is shown once (through ``on_progress`` when given,
+    else on stderr), as the README promises.
     """
     from dlcheck.proc import run_child
 
@@ -136,7 +137,7 @@ def run_doctor(
         events.append(ev)
         if mode == "target" and "determinism" in selected and _dataset_hung(ev):
             # The runner skips determinism after a hang: stop its second run too.
-            _kill_children("dlcheck.doctor.child:determinism_entry")
+            _kill_children("dlcheck.doctor.collect:determinism_entry")
         if on_progress is not None:
             on_progress(ev)
 
@@ -147,7 +148,7 @@ def run_doctor(
 
         def second_run() -> None:
             second["outcome"] = run_child(
-                "dlcheck.doctor.child:determinism_entry",
+                "dlcheck.doctor.collect:determinism_entry",
                 {**request, "options": options},
                 obj=obj,
                 timeout=LOAD_TIMEOUT_S + timeout,
@@ -160,7 +161,7 @@ def run_doctor(
             thread.start()
     try:
         outcome = run_child(
-            "dlcheck.doctor.child:runner",
+            "dlcheck.doctor.collect:runner",
             request,
             obj=obj,
             stall_timeout=max(LOAD_TIMEOUT_S, timeout + 30),
@@ -174,7 +175,7 @@ def run_doctor(
             second_run()
     except KeyboardInterrupt:
         if thread is not None:
-            _kill_children("dlcheck.doctor.child:determinism_entry")
+            _kill_children("dlcheck.doctor.collect:determinism_entry")
             thread.join(timeout=10)
         raise
 
@@ -227,7 +228,7 @@ def _kill_children(marker: str) -> None:
 
 def _raise_load_failure(outcome: Any, raw: str) -> None:
     """The runner never described the target: loading it failed or hung."""
-    from dlcheck.doctor.child import raise_from
+    from dlcheck.doctor.collect import raise_from
 
     if outcome.error:
         raise_from(outcome.error)
@@ -285,7 +286,7 @@ def build_findings(
             continue
         second_failure = None
         if probe == "determinism" and second is not None and not second.ok:
-            from dlcheck.doctor.child import failure_record
+            from dlcheck.doctor.collect import failure_record
 
             second_failure = failure_record(second)
         if ev.get("failure"):
@@ -302,7 +303,7 @@ def build_findings(
             except Exception as exc:  # a judgement bug must not take the report down
                 import traceback
 
-                from dlcheck.doctor.child import crash_origin
+                from dlcheck.doctor.collect import crash_origin
 
                 found = [
                     J.internal_error(
