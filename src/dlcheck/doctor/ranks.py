@@ -97,53 +97,60 @@ def _run(
     report_error: Callable[[dict[str, Any]], None] | None,
     release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.ranks import LauncherStopped, RankFailure, session, worst_exit
+    from dlcheck.ranks import LauncherStopped, RankFailure
+    from dlcheck.ranks.driver import Merged, run_on_ranks
 
     t0 = time.monotonic()
-    with session(launch, timeout_s=limit) as ctx, ctx.root_only_stdout():
-        release_log_var()  # torch has read it by now; the user's code need not inherit it
-        box: dict[str, Any] = {}
+    box: dict[str, Any] = {}  # rank 0's own report and its shard events
+
+    def local(ctx: DistSession) -> dict[str, Any]:
         if ctx.is_root:
-            mine = ctx.capture(lambda: _root_work(ctx, target, opts, on_progress, box))
-        else:
-            mine = ctx.capture(lambda: _shard_work(ctx, target, opts))
-        if mine["ok"]:
-            local = int(mine["value"]["exit_code"])
-            problem = mine["value"].get("error")
-            if problem and report_error is not None and not ctx.is_root:
-                report_error({"message": f"reading its shard failed: {problem}"})
-        else:
-            local = int(mine["error"].get("exit_code") or 1)
-            if report_error is not None and not ctx.is_root:
-                report_error(mine["error"])
-        try:
-            # Rank 0 arrives after its probes; the others wait (alive, heartbeating).
-            records = ctx.gather(mine, stage="shards")
-        except (RankFailure, LauncherStopped) as exc:
-            report = box.get("report")
-            lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
-            if not ctx.is_root or report is None or lost is None:
-                raise
-            # The group is broken (no more collectives), but rank 0 still has its report:
-            # print it with the lost ranks named, rather than only an error line.
-            partial = merge(report, box, None, ctx, launch.launcher, lost=lost)
-            partial.agreed_exit = lost.exit_code_agreed
-            partial.duration_s = time.monotonic() - t0
-            render(partial)
-            return partial.exit_code
-        merged: DoctorReport | None = None
-        if records is not None and box.get("report") is not None:
-            merged = merge(box["report"], box, records, ctx, launch.launcher)
-            local = worst_exit([local, merged.exit_code])
-        code = ctx.agree_exit(local)
-        if ctx.is_root:
-            if merged is None:
-                _raise_root_error(mine, records or [], code)
-            assert merged is not None
-            merged.agreed_exit = code
-            merged.duration_s = time.monotonic() - t0
-            render(merged)
-    return code
+            return _root_work(ctx, target, opts, on_progress, box)
+        value = _shard_work(ctx, target, opts)
+        if value.get("error") and report_error is not None:
+            report_error({"message": f"reading its shard failed: {value['error']}"})
+        return value
+
+    def merged(report: DoctorReport, agreed: int | None) -> Merged[DoctorReport]:
+        report.agreed_exit = agreed
+        report.duration_s = time.monotonic() - t0
+        return Merged(report, report.exit_code)
+
+    def merge_all(ctx: DistSession, records: list[dict[str, Any]]) -> Merged[DoctorReport] | None:
+        if box.get("report") is None:
+            return None  # rank 0's own run failed: ``unmerged`` raises its error
+        return merged(merge(box["report"], box, records, ctx, launch.launcher), None)
+
+    def broken(ctx: DistSession, exc: Exception) -> Merged[DoctorReport] | None:
+        # The group is broken (no more collectives), but rank 0 still has its report: print
+        # it with the lost ranks named, rather than only an error line.
+        lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
+        if box.get("report") is None or lost is None:
+            return None
+        assert isinstance(exc, (RankFailure, LauncherStopped))
+        partial = merge(box["report"], box, None, ctx, launch.launcher, lost=lost)
+        return merged(partial, lost.exit_code_agreed)
+
+    def show(report: DoctorReport, agreed: int) -> None:
+        report.agreed_exit = agreed
+        render(report)
+
+    def own_error(error: dict[str, Any]) -> None:
+        if launch.rank != 0:  # rank 0 raises its own error once the ranks have agreed
+            report_error(error)  # type: ignore[misc]  # only passed when not None
+
+    return run_on_ranks(
+        launch,
+        timeout_s=limit,
+        local=local,
+        merge=merge_all,
+        render=show,
+        stage="shards",  # rank 0 arrives after its probes; the others wait, heartbeating
+        report_error=own_error if report_error is not None else None,
+        joined=release_log_var,  # torch has read it by now; the user's code need not inherit it
+        broken=broken,
+        unmerged=_raise_root_error,
+    )
 
 
 def _stopped(ctx: DistSession) -> RankFailure | None:

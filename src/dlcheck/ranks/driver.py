@@ -45,6 +45,8 @@ def run_on_ranks(
     wait_s: float | None = None,
     report_error: Callable[[dict[str, Any]], None] | None = None,
     joined: Callable[[], None] | None = None,
+    broken: Callable[[DistSession, Exception], Merged[R] | None] | None = None,
+    unmerged: Callable[[dict[str, Any], list[dict[str, Any]], int], None] | None = None,
 ) -> int:
     """Run ``local`` as this rank; on rank 0 ``merge`` every rank's outcome and ``render`` it.
 
@@ -55,9 +57,15 @@ def run_on_ranks(
     runs on rank 0 only. ``joined`` runs once the group is up (e.g. to drop a variable torch
     has read). Returns the agreed exit code on every rank; raises ``RankFailure`` when a rank
     never arrives, fails outside ``local`` or goes silent past ``timeout_s``.
+
+    ``broken(ctx, exc)``: the gather failed (``RankFailure``, or ``LauncherStopped`` when the
+    launcher stops the job); on rank 0 it may return a partial report built from what this rank
+    holds, which is rendered with its own exit code (no collective is possible any more) instead
+    of raising. ``unmerged(mine, outcomes, agreed)``: on rank 0, after agreement, when ``merge``
+    returned None (e.g. rank 0's own run failed): typically raises rank 0's error.
     """
     from dlcheck.exitcodes import worst_exit
-    from dlcheck.ranks.session import session
+    from dlcheck.ranks.session import LauncherStopped, RankFailure, session
 
     with session(launch, timeout_s=timeout_s) as ctx, ctx.root_only_stdout():
         if joined is not None:
@@ -66,11 +74,20 @@ def run_on_ranks(
         code = outcome_exit_code(mine)
         if not mine["ok"] and report_error is not None:
             report_error(mine["error"])
-        outcomes = ctx.gather(mine, stage=stage, wait_s=wait_s)
+        try:
+            outcomes = ctx.gather(mine, stage=stage, wait_s=wait_s)
+        except (RankFailure, LauncherStopped) as exc:
+            partial = broken(ctx, exc) if broken is not None and ctx.is_root else None
+            if partial is None:
+                raise
+            render(partial.report, partial.exit_code)
+            return partial.exit_code
         merged = merge(ctx, outcomes) if outcomes is not None else None
         if merged is not None:
             code = worst_exit([code, merged.exit_code])
         agreed = ctx.agree_exit(code)
         if merged is not None:
             render(merged.report, agreed)
+        elif ctx.is_root and unmerged is not None:
+            unmerged(mine, outcomes or [], agreed)
     return agreed
