@@ -370,7 +370,8 @@ def _share_cell(lp: Any) -> str:
 def _rate_noise(r: SettingResult) -> str:
     """samples/s with its uncertainty, the figure a decision rests on: ``2,540 ±6%``."""
     if not r.ok:
-        return "✗ failed"
+        # The memory budget skipped or stopped it: a limit the user set, not a failure.
+        return "over budget" if r.error_kind == "over_budget" else "✗ failed"
     rate = _rate(r.samples_per_s)
     noise = _noise(r)
     return rate if noise in ("-", "") else f"{rate} {noise}"
