@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from dist_helpers import launch_dlcheck, torchrun_dlcheck
-from dlcheck.doctor.judge import judge_ranks, judge_resources
+from dlcheck.doctor.judge import judge_ranks
+from dlcheck.doctor.probes.resources import judge as judge_resources
 from dlcheck.doctor.ranks import merge, run_doctor_distributed
 from dlcheck.doctor.records import DoctorReport, Finding
 from dlcheck.errors import UsageError

@@ -10,6 +10,20 @@ from typer.testing import CliRunner
 
 from dlcheck.cli import app
 from dlcheck.doctor import judge as J
+from dlcheck.doctor.probes import (
+    corrupt_samples,
+    cuda_in_worker,
+    determinism,
+    duplicates,
+    fork_safety,
+    memory_growth,
+    resources,
+    sample_contract,
+    sampler_epoch,
+    shared_rng,
+    spawn_safety,
+    threads,
+)
 from dlcheck.doctor.records import PROBE_IDS, DoctorReport, Finding, TargetInfo
 from dlcheck.doctor.render import render_report
 from dlcheck.doctor.run import validate_probes
@@ -86,7 +100,7 @@ def test_duplicates_fail_from_fake_worker_streams() -> None:
         "many": many,
         "many_complete": True,
     }
-    f = only(J.judge_duplicates(facts))
+    f = only(duplicates.judge(facts))
     assert f.status is Status.FAIL
     assert "more than one worker" in f.message and "get_worker_info" in (f.fix or "")
     assert f.evidence["per_worker"] == {"0": 10, "1": 10}
@@ -102,10 +116,10 @@ def test_duplicates_missing_warns_and_random_streams_pass() -> None:
         "many": [[i % 2, fp] for i, fp in enumerate(zero[:8])],
         "many_complete": True,
     }
-    f = only(J.judge_duplicates(facts))
+    f = only(duplicates.judge(facts))
     assert f.status is Status.WARN and "2 of 10 samples are missing" in f.message
     facts["many"] = [[i % 2, f"other{i}"] for i in range(10)]
-    assert only(J.judge_duplicates(facts)).status is Status.PASS
+    assert only(duplicates.judge(facts)).status is Status.PASS
 
 
 def test_shared_rng_fail_names_attribute() -> None:
@@ -116,21 +130,21 @@ def test_shared_rng_fail_names_attribute() -> None:
         "epochs": [{"0": "a", "1": "a"}, {"0": "a", "1": "a"}],
         "persistent_workers": False,
     }
-    f = only(J.judge_shared_rng(facts))
+    f = only(shared_rng.judge(facts))
     assert f.status is Status.FAIL
     assert "dataset.rng" in f.message and "worker_init_fn" in (f.fix or "")
     facts["epochs"] = [{"0": "a", "1": "b"}, {"0": "c", "1": "d"}]
-    assert only(J.judge_shared_rng(facts)).status is Status.PASS
+    assert only(shared_rng.judge(facts)).status is Status.PASS
 
 
 def test_spawn_safety_fail_only_when_not_fork() -> None:
     culprit = {"path": "dataset.f", "value": "<lambda>", "type": "function", "error": "x"}
     facts = {"culprits": [culprit], "pickled_bytes": {}, "start_method": "fork"}
-    f = only(J.judge_spawn_safety(facts))
+    f = only(spawn_safety.judge(facts))
     assert f.status is Status.WARN and "`dataset.f` → `<lambda>`" in f.message
     assert "3.14" in f.message
     facts["start_method"] = "forkserver"
-    assert only(J.judge_spawn_safety(facts)).status is Status.FAIL
+    assert only(spawn_safety.judge(facts)).status is Status.FAIL
 
 
 def test_fork_safety_handle_warns_with_path() -> None:
@@ -139,26 +153,26 @@ def test_fork_safety_handle_warns_with_path() -> None:
         "live_threads": [],
         "start_method": "fork",
     }
-    f = only(J.judge_fork_safety(facts))
+    f = only(fork_safety.judge(facts))
     assert f.status is Status.WARN and "`dataset.f`" in f.message and "lazily" in (f.fix or "")
 
 
 def test_cuda_in_worker_from_fake_cuda_facts() -> None:
     base = {"cuda_tensors": [], "start_method": "fork", "num_workers": 2, "available": True}
-    assert only(J.judge_cuda_in_worker({**base, "initialized": False})).status is Status.PASS
-    f = only(J.judge_cuda_in_worker({**base, "initialized": True}))
+    assert only(cuda_in_worker.judge({**base, "initialized": False})).status is Status.PASS
+    f = only(cuda_in_worker.judge({**base, "initialized": True}))
     assert f.status is Status.FAIL and "forked subprocess" in f.message
     assert (
-        only(J.judge_cuda_in_worker({**base, "initialized": True, "start_method": "spawn"})).status
+        only(cuda_in_worker.judge({**base, "initialized": True, "start_method": "spawn"})).status
         is Status.PASS
     )
-    g = only(J.judge_cuda_in_worker({**base, "initialized": False, "cuda_tensors": ["dataset.x"]}))
+    g = only(cuda_in_worker.judge({**base, "initialized": False, "cuda_tensors": ["dataset.x"]}))
     assert g.status is Status.FAIL and "dataset.x" in g.message
 
 
 def test_corrupt_samples_caps_screen_but_keeps_all_indices() -> None:
     bad = [{"index": i, "error": "ValueError: bad"} for i in range(25)]
-    f = only(J.judge_corrupt_samples({"bad": bad, "checked": 100, "scan": True}))
+    f = only(corrupt_samples.judge({"bad": bad, "checked": 100, "scan": True}))
     assert f.status is Status.FAIL
     assert f.evidence["bad_indices"] == list(range(25))
     assert len(f.evidence_text) == J.SCREEN_CAP + 1 and "15 more" in f.evidence_text[-1]
@@ -180,16 +194,16 @@ def test_sample_contract_ragged_names_field_and_padding() -> None:
         "collate_fn": "default_collate",
         "default_collate": True,
     }
-    f = only(J.judge_sample_contract(facts))
+    f = only(sample_contract.judge(facts))
     assert f.status is Status.FAIL and "`['tokens']`" in f.message and "(5,)" in f.message
     assert "pad" in (f.fix or "")
 
 
 def test_sample_contract_index_error_and_empty() -> None:
     facts = {"style": "map", "length": 100, "first_index_error": 90, "index_errors": [93]}
-    f = J.judge_sample_contract(facts)[0]
+    f = sample_contract.judge(facts)[0]
     assert f.status is Status.FAIL and "__getitem__(90)" in f.message
-    assert only(J.judge_sample_contract({"style": "map", "length": 0})).status is Status.FAIL
+    assert only(sample_contract.judge({"style": "map", "length": 0})).status is Status.FAIL
 
 
 def test_memory_growth_warns_only_when_measured_growth_is_large() -> None:
@@ -202,10 +216,10 @@ def test_memory_growth_warns_only_when_measured_growth_is_large() -> None:
         "touched": 4000,
         "uss_growth_bytes": 16 << 20,
     }
-    f = only(J.judge_memory_growth(facts))
+    f = only(memory_growth.judge(facts))
     assert f.status is Status.WARN and "dataset.items" in f.message and "Arrow" in (f.fix or "")
-    assert only(J.judge_memory_growth({**facts, "uss_growth_bytes": 1000})).status is Status.PASS
-    assert only(J.judge_memory_growth({**facts, "containers": []})).status is Status.PASS
+    assert only(memory_growth.judge({**facts, "uss_growth_bytes": 1000})).status is Status.PASS
+    assert only(memory_growth.judge({**facts, "containers": []})).status is Status.PASS
 
 
 def test_resources_shm_fds_and_cpus() -> None:
@@ -221,7 +235,7 @@ def test_resources_shm_fds_and_cpus() -> None:
         "cpu_limited_by": "cgroup quota",
         "os_cpu_count": 64,
     }
-    found = J.judge_resources(facts)
+    found = resources.judge(facts)
     msgs = " | ".join(f.message for f in found)
     assert [f.status for f in found] == [Status.FAIL, Status.FAIL, Status.WARN]
     assert "/dev/shm" in msgs and "open-files limit of 20" in msgs
@@ -235,10 +249,10 @@ def test_threads_warn_only_when_pools_really_run_in_parallel() -> None:
         "num_workers": 4,
         "usable_cpus": 8,
     }
-    f = only(J.judge_threads(facts))
+    f = only(threads.judge(facts))
     assert f.status is Status.WARN and "32 threads" in f.message
     facts["per_worker"] = [{"pools": pools, "busy_threads": 1}]
-    assert only(J.judge_threads(facts)).status is Status.PASS
+    assert only(threads.judge(facts)).status is Status.PASS
 
 
 def test_determinism_differs_warns_and_worker_dependence_is_info() -> None:
@@ -248,10 +262,10 @@ def test_determinism_differs_warns_and_worker_dependence_is_info() -> None:
         "seed": 0,
         "style": "map",
     }
-    found = J.judge_determinism(facts, {"batches": ["a", "x"]})
+    found = determinism.judge(facts, {"batches": ["a", "x"]})
     assert [f.status for f in found] == [Status.WARN, Status.INFO]
     assert "batch 1" in found[0].message
-    assert J.judge_determinism(facts, {"batches": ["a", "b"]})[0].status is Status.PASS
+    assert determinism.judge(facts, {"batches": ["a", "b"]})[0].status is Status.PASS
 
 
 def test_sampler_epoch_warns_without_set_epoch() -> None:
@@ -265,11 +279,11 @@ def test_sampler_epoch_warns_without_set_epoch() -> None:
         "dataset_len": 50,
         "num_replicas": 4,
     }
-    found = J.judge_sampler_epoch(facts)
+    found = sampler_epoch.judge(facts)
     assert [f.status for f in found] == [Status.WARN, Status.INFO]
     assert "set_epoch" in found[0].message
     facts["set_epoch_in_source"] = True
-    assert J.judge_sampler_epoch(facts)[0].status is Status.PASS
+    assert sampler_epoch.judge(facts)[0].status is Status.PASS
 
 
 def test_failures_hang_kill_and_crash() -> None:
@@ -285,10 +299,10 @@ def test_failures_hang_kill_and_crash() -> None:
 
 def test_dataset_exceptions_are_reported_once() -> None:
     root = Finding("corrupt_samples", Status.FAIL, "t", "m")
-    echo = J._loader_error_finding("determinism", "ValueError: x", "iterating")
+    echo = J.loader_error_finding("determinism", "ValueError: x", "iterating")
     out = J.dedupe_dataset_exceptions([root, echo])
     assert out[1].status is Status.SKIP and out[1].message.startswith("Not checked")
-    died = J._loader_error_finding("threads", "DataLoader worker (pid 1) exited unexpectedly", "x")
+    died = J.loader_error_finding("threads", "DataLoader worker (pid 1) exited unexpectedly", "x")
     assert J.dedupe_dataset_exceptions([root, died])[1].status is Status.FAIL
 
 
@@ -385,12 +399,12 @@ def test_audit_rank_shards_iterable_coverage_against_whole_stream() -> None:
 
 def test_spawn_safety_pickling_never_touches_cuda_tensors() -> None:
     """On a GPU, a CUDA tensor pickled in a fork of a CUDA-initialised process crashes."""
-    from dlcheck.doctor.facts import _pickled_size, find_unpicklable
+    from dlcheck.doctor.probes.spawn_safety import find_unpicklable, pickled_size
     from doctor_data.planted_misc import CudaLikeHolder
 
     holder = CudaLikeHolder()
     assert find_unpicklable(holder, "dataset") is None
-    assert _pickled_size(holder) > 0
+    assert pickled_size(holder) > 0
 
 
 def test_shard_audit_sees_ranks_that_each_replay_an_unsharded_stream() -> None:

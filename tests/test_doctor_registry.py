@@ -27,6 +27,8 @@ def test_every_spec_is_complete_and_unique() -> None:
         assert isinstance(p.touches_samples, bool), p.id
     orders = [p.run_order for p in PROBES]
     assert len(set(orders)) == len(orders), "two probes share a run_order"
+    listed = [p.list_order for p in PROBES]
+    assert len(set(listed)) == len(listed), "two probes share a list_order"
     assert PROBES_BY_ID.keys() == set(PROBE_IDS)
 
 
@@ -64,3 +66,19 @@ def test_probe_module_is_complete(mod: object) -> None:
     assert dataclasses.is_dataclass(facts_cls) and facts_cls.__dataclass_params__.frozen
     example = facts_cls.example()
     assert facts_cls.from_dict(json.loads(json.dumps(example.to_dict()))) == example
+    # The dict is the evidence findings quote: the same keys, in the same order, both ways.
+    again = facts_cls.from_dict(example.to_dict()).to_dict()
+    assert list(again.items()) == list(example.to_dict().items())
+    with pytest.raises(TypeError):  # a renamed fact fails loudly
+        facts_cls.from_dict({**example.to_dict(), "renamed_fact": 1})
+
+
+def test_facts_absent_on_a_path_stay_absent() -> None:
+    from dlcheck.doctor.probes.sampler_epoch import SamplerEpochFacts
+
+    # A dataset TARGET: no sampler facts, and no keys for them in the evidence.
+    facts = SamplerEpochFacts.from_dict({"loader": False})
+    assert facts.to_dict() == {"loader": False}
+    assert facts.padding == 0 and facts.sampler is None
+    shaped = SamplerEpochFacts(loader=True, distributed=False, sampler="S").to_dict()
+    assert list(shaped) == ["loader", "distributed", "sampler"]

@@ -154,7 +154,7 @@ def test_crash_origin_tells_our_bug_from_the_users_code() -> None:
     from torch.utils.data import DataLoader
 
     from dlcheck.doctor.collect import crash_origin
-    from dlcheck.doctor.facts import _fetch, build_loader, make_context
+    from dlcheck.doctor.facts import build_loader, fetch_sample, make_context
 
     sampler_loader = DataLoader(list(range(8)), batch_sampler=[[0, 1], [2, 3]])
     ctx = make_context(sampler_loader, {"workers": 2}, None)
@@ -174,7 +174,7 @@ def test_crash_origin_tells_our_bug_from_the_users_code() -> None:
             return {}["label"]
 
     try:
-        _fetch(make_context(Broken(), {"workers": 2}, None), 0)
+        fetch_sample(make_context(Broken(), {"workers": 2}, None), 0)
     except KeyError as exc:
         theirs = crash_origin(exc)
     assert theirs["origin"] == "user" and "test_doctor_shapes.py" in theirs["where"]

@@ -231,6 +231,7 @@ def runner(request: dict[str, Any], send: Any) -> Any:
         raise TorchMissingError("doctor", str(exc)) from None
 
     from dlcheck.doctor.facts import describe, make_context, set_seeds, snapshot_threads
+    from dlcheck.doctor.probes import probe_module
     from dlcheck.doctor.records import PROBES_BY_ID, RUN_ORDER
     from dlcheck.proc import run_child
     from dlcheck.useroutput import Relay
@@ -340,22 +341,21 @@ def runner(request: dict[str, Any], send: Any) -> Any:
                     }
                 )
 
-        scan_probe = probe == "corrupt_samples" and ctx.scan
+        hook = getattr(probe_module(probe), "bounded_by_progress", None)
+        by_progress = bool(hook is not None and hook(ctx))
         started = time.monotonic()
         out = run_child(
             "dlcheck.doctor.collect:probe_entry",
             {"probe": probe},
             obj=ctx,
-            # --scan may take long: it is bounded by progress (a stall), not by total time.
-            timeout=None if scan_probe else timeout,
-            stall_timeout=timeout if scan_probe else None,
+            # A run that may take long (--scan) is bounded by progress (a stall), not total time.
+            timeout=None if by_progress else timeout,
+            stall_timeout=timeout if by_progress else None,
             on_event=forward,
             stderr_passthrough=bool(options.get("verbose")),
             on_output=on_output,
         )
         failure = None if out.ok else failure_record(out)
-        if probe == "resources" and isinstance(out.value, dict) and options.get("ranks_on_host"):
-            out.value["ranks_on_host"] = int(options["ranks_on_host"])
         if failure and failure["timed_out"] and PROBES_BY_ID[probe].touches_samples:
             hung_in = probe
         send(

@@ -14,114 +14,14 @@ from dlcheck.records import Status
 SCHEMA = "dlcheck.doctor/1"
 
 
-PROBES: tuple[ProbeSpec, ...] = (
-    ProbeSpec(
-        "duplicates",
-        "Samples delivered once",
-        "an IterableDataset that every worker (or rank) reads in full",
-        "one pass with 0 and one with N workers (capped at 20,000 samples)",
-        True,
-        80,
-    ),
-    ProbeSpec(
-        "shared_rng",
-        "Random augmentations differ per worker",
-        "an RNG created in __init__ that repeats its draws in every worker and epoch",
-        "4 fetches of one index in 2 workers, 2 epochs",
-        True,
-        90,
-    ),
-    ProbeSpec(
-        "spawn_safety",
-        "Works under spawn/forkserver",
-        "dataset, collate_fn or worker_init_fn that cannot be pickled (lambdas, handles)",
-        "one pickle of the dataset (no sample fetched)",
-        False,
-        30,
-    ),
-    ProbeSpec(
-        "fork_safety",
-        "No handles shared across fork",
-        "h5py files, LMDB envs, sqlite3, open files, sockets, threads, held locks",
-        "an attribute walk (no sample fetched)",
-        False,
-        10,
-    ),
-    ProbeSpec(
-        "corrupt_samples",
-        "Samples load cleanly",
-        "exceptions, NaN/Inf and None in samples",
-        "64 spread indices (all with --scan, in parallel)",
-        True,
-        60,
-    ),
-    ProbeSpec(
-        "sample_contract",
-        "len, indexing and collation agree",
-        "__len__ vs __getitem__, ragged shapes, changing keys/dtypes, float64",
-        "32 spread indices and one collate call",
-        True,
-        50,
-    ),
-    ProbeSpec(
-        "memory_growth",
-        "No copy-on-read memory growth",
-        "large Python containers whose pages every worker copies while reading",
-        "an attribute walk; if suspicious, up to 3 s of fetches in a forked worker",
-        True,
-        100,
-    ),
-    ProbeSpec(
-        "resources",
-        "Batch fits /dev/shm, open files and CPUs",
-        "batches × workers × prefetch over /dev/shm, fd limit, more workers than CPUs",
-        "one real batch with 0 workers",
-        True,
-        70,
-    ),
-    ProbeSpec(
-        "threads",
-        "No thread oversubscription",
-        "torch, BLAS/OpenMP and OpenCV threads × workers above the usable cores",
-        "up to 8 samples in each of N workers",
-        True,
-        110,
-    ),
-    ProbeSpec(
-        "determinism",
-        "Same seed, same batches",
-        "a seeded run that differs between processes, or depends on num_workers",
-        "first 4 batches in 2 fresh processes and with 0 workers",
-        True,
-        120,
-    ),
-    ProbeSpec(
-        "sampler_epoch",
-        "DistributedSampler reshuffles each epoch",
-        "set_epoch never called (same order every epoch); eval padding duplicates",
-        "two sampler passes (no sample fetched)",
-        False,
-        40,
-    ),
-    ProbeSpec(
-        "cuda_in_worker",
-        "No CUDA before workers fork",
-        "CUDA tensors held by the dataset, CUDA initialised before fork",
-        "an attribute walk (no sample fetched)",
-        False,
-        20,
-    ),
-)
-
-
 def _module_probes() -> tuple[ProbeSpec, ...]:
     from dlcheck.doctor.probes import probe_modules
 
     return tuple(m.SPEC for m in probe_modules())
 
 
-# Built-in probes above; a probe that is one module under doctor/probes/ adds itself.
-PROBES = PROBES + _module_probes()
+# Every probe is one module under doctor/probes/ (its ``SPEC``), listed in ``list_order``.
+PROBES: tuple[ProbeSpec, ...] = tuple(sorted(_module_probes(), key=lambda p: p.list_order))
 PROBE_IDS: tuple[str, ...] = tuple(p.id for p in PROBES)
 PROBES_BY_ID: dict[str, ProbeSpec] = {p.id: p for p in PROBES}
 # Order the runner uses, derived from each spec's ``run_order`` (the one place it is set).

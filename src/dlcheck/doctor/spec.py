@@ -17,3 +17,6 @@ class ProbeSpec:
     # Position in the run: nothing that fetches a sample runs before the attribute walks, so
     # they see the dataset exactly as the DataLoader workers would inherit it.
     run_order: int
+    # Position in `--list-probes` and docs/probes.md: the order docs/doctor.md explains the
+    # probes in, which is not the order they run in.
+    list_order: int

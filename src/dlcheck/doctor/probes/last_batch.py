@@ -25,6 +25,7 @@ SPEC = ProbeSpec(
     "(no sample fetched)",
     touches_samples=False,
     run_order=45,
+    list_order=130,
 )
 
 FIX = "Set drop_last=True, or a batch size that does not leave 1 sample."
