@@ -5,8 +5,8 @@ listed in ``SPEC.list_order``). A probe module holds, importable with the stdlib
 CLI lists probes at --help time; heavy imports go inside the functions):
 
 - ``SPEC``: a :class:`dlcheck.doctor.spec.ProbeSpec` whose id is the module name;
-- ``FACTS``: the frozen dataclass of its facts, with ``to_dict()``, ``from_dict()`` and
-  ``example()`` (most build on :class:`dlcheck.doctor.probe_facts.ProbeFacts`);
+- ``FACTS``: the frozen dataclass of its facts, with an ``example()``; its ``to_dict()`` and
+  ``from_dict()`` come from :class:`dlcheck.doctor.probe_facts.ProbeFacts`;
 - ``collect(ctx, send) -> dict``: runs in the child, returns ``FACTS(...).to_dict()``;
 - ``judge(facts, extra) -> list[Finding]``: pure, reads ``FACTS.from_dict(facts)``.
 
@@ -15,8 +15,8 @@ and, where the probe needs them, hooks the runner and the judgement look up:
 - ``bounded_by_progress(ctx) -> bool``: bound this run by progress (a stall) instead of
   total time (``corrupt_samples --scan``);
 - ``REPORTS_DATASET_EXCEPTIONS = True``: this probe's failure is the root cause that other
-  probes' identical dataset exceptions defer to (:func:`dlcheck.doctor.judge.
-  dedupe_dataset_exceptions`).
+  probes' identical dataset exceptions defer to
+  (:func:`dlcheck.doctor.judge.dedupe_dataset_exceptions`).
 
 What the probes share stays in :mod:`dlcheck.doctor.facts` (child side: the context, loader
 rebuilding, sample helpers, the attribute walk) and :mod:`dlcheck.doctor.judge` (findings,
