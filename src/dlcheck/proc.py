@@ -592,6 +592,7 @@ class ForkServer:
                 extra_fds=(child.fileno(),),
                 extra_env={FORK_FD_ENV: str(child.fileno())},
             )
+        # cleanup on any exit (Ctrl-C included), then re-raise
         except BaseException:
             for fd in (read_fd, write_fd, out_r, out_w):
                 os.close(fd)
@@ -659,6 +660,7 @@ class ForkServer:
                 self._sock, {"op": "fork", "func": func, "request": request}, (write_fd, out_w)
             )
             reply = self._reply(10.0)
+        # cleanup on any exit (Ctrl-C included), then re-raise
         except BaseException:
             os.close(read_fd)
             os.close(out_r)
@@ -770,6 +772,7 @@ def serve_forks(obj: Any) -> None:
             continue
         write_fd, out_w = fds
         for stream in (sys.stdout, sys.stderr):
+            # best effort: a closed or broken stream must not stop the fork
             with contextlib.suppress(Exception):
                 stream.flush()
         pid = os.fork()
@@ -787,8 +790,10 @@ def serve_forks(obj: Any) -> None:
                 req = dict(msg["request"])
                 req["_object"] = obj
                 code = _child.serve(msg["func"], req, write_fd)
+                # best effort: the child is about to exit
                 with contextlib.suppress(Exception):
                     sys.stderr.flush()
+            # the forked child must reach os._exit whatever the function raised (70: internal error)
             except BaseException:
                 code = 70
             finally:

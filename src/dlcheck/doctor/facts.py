@@ -72,6 +72,7 @@ def make_context(target: Any, options: dict[str, Any], source_file: str | None) 
     dataset = loader.dataset if loader is not None else target
     iterable = isinstance(dataset, IterableDataset)
     length: int | None = None
+    # user code: a __len__ that raises means the length is unknown
     with contextlib.suppress(Exception):
         length = len(dataset)
     workers = int(options.get("workers", 2))
@@ -390,9 +391,11 @@ def reap_workers() -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for it in _KEEP_ALIVE:
         for w in getattr(it, "_workers", None) or ():
+            # best effort: a worker may already be gone
             with contextlib.suppress(Exception):
                 w.kill()
         for w in getattr(it, "_workers", None) or ():
+            # best effort: a worker may already be gone
             with contextlib.suppress(Exception):
                 w.join(timeout=1.0)
     _KEEP_ALIVE.clear()
@@ -498,6 +501,7 @@ def walk(
                 children.extend((f"{path}.{k}", v) for k, v in list(d.items())[:200])
             for slot in getattr(type(obj), "__slots__", ()) or ():
                 if isinstance(slot, str) and not slot.startswith("__"):
+                    # user code: a slot whose getter raises is simply not walked
                     with contextlib.suppress(Exception):
                         children.append((f"{path}.{slot}", getattr(obj, slot)))
         stack.extend((p, c, depth + 1) for p, c in children)

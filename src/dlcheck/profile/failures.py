@@ -169,6 +169,7 @@ def describe_collate_failure(
     reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     try:
         per_sample = [dict(_leaves(s)) for s in samples]
+    # user samples of any shape: describing them must never fail the message
     except Exception:
         return f"cannot collate the batch: {reason}"
     if not per_sample:

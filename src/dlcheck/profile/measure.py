@@ -263,6 +263,7 @@ def _shape(obj: Any, cuda_name: str | None) -> dict[str, Any]:
     ds = loader.dataset if loader is not None else obj
     kind = "iterable" if isinstance(ds, IterableDataset) else "map"
     length = None
+    # user code: a __len__ that raises means the length is unknown
     with contextlib.suppress(Exception):
         length = len(ds)
     shape: dict[str, Any] = {
@@ -505,11 +506,13 @@ class _Peaks(threading.Thread):
         import signal
 
         for w in workers:
+            # best effort: the worker may already be gone
             with contextlib.suppress(Exception):
                 w.send_signal(signal.SIGKILL)
 
     def run(self) -> None:
         while not self._stop_evt.wait(self.interval_s):
+            # a sample of a vanishing process tree may fail; the next one counts
             with contextlib.suppress(Exception):
                 self.sample()
 
@@ -538,6 +541,7 @@ class _CpuMeter:
         return float(t.user + t.system)
 
     def sample_workers(self) -> None:
+        # processes come and go while being read; the next sample counts
         with contextlib.suppress(Exception):
             for p in self._me.children(recursive=True):
                 try:
@@ -685,6 +689,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         capped = False
         bound = max(EPOCH_WHOLE_BATCHES, epoch_cap(setting))
         if setting.num_workers and real_batches and real_batches > bound:
+            # a loader that cannot be rebuilt capped is measured uncapped
             with contextlib.suppress(Exception):
                 loader = build_loader(obj, setting, request.get("shard"), epoch_cap(setting))
                 capped = True
@@ -759,6 +764,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                         s0 = time.perf_counter()
                         try:
                             step(batch)
+                        # user code raises anything: it is this setting's step error
                         except Exception as exc:
                             raise _StepFailed(_one_line(exc)) from exc
                         if gpu is not None:
@@ -771,6 +777,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
                     if first_at is None:
                         first_at = now
                         peaks.sample()
+                        # best effort: bytes per batch are evidence, not the measurement
                         with contextlib.suppress(Exception):
                             from dlcheck.cuda import nbytes
 
@@ -851,6 +858,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
     finally:
         peaks.stop()
     wall = time.perf_counter() - t0
+    # a last sample of a tree that is exiting may fail
     with contextlib.suppress(Exception):
         peaks.sample()
     result: dict[str, Any] = {
@@ -931,6 +939,7 @@ def _dead_workers(iterator: Any) -> str:
     lines = []
     for w in getattr(iterator, "_workers", None) or []:
         code = None
+        # a worker object of another shape: exit code unknown
         with contextlib.suppress(Exception):
             code = w.exitcode
         if code is None or code == 0:
@@ -955,6 +964,7 @@ class _Empty(Exception):
 def _empty_message(loader: Any) -> str:
     ds = loader.dataset
     n = None
+    # user code: a __len__ that raises means the length is unknown
     with contextlib.suppress(Exception):
         n = len(ds)
     if n == 0:
@@ -977,6 +987,7 @@ def _gpu_figures(
     nbytes = int(median([float(b) for b in h2d_bytes]))
     gbps = (nbytes / 1e9) / (ms / 1e3) if ms > 0 else None
     peak = None
+    # no GPU reference figure: the H2D share of peak is left out
     with contextlib.suppress(Exception):
         peak = gpu.reference_gb_per_s(max(nbytes, 1 << 20), pinned=True)
     return {

@@ -218,6 +218,7 @@ def start_template(
         outcome = server.start(stall_timeout=wait, timeout=wait * 4, on_output=on_output)
         if not outcome.ok:
             _raise_child_error(outcome, f"Loading {target}")
+    # close the template on any exit (Ctrl-C included), then re-raise
     except BaseException:
         server.close()
         raise

@@ -57,9 +57,11 @@ def cuda_state() -> dict[str, Any]:
     import torch
 
     initialized = False
+    # a broken CUDA install reads as 'not initialised'
     with contextlib.suppress(Exception):
         initialized = bool(torch.cuda.is_initialized())
     available = False
+    # a broken CUDA install reads as 'not available'
     with contextlib.suppress(Exception):
         available = bool(torch.cuda.is_available()) if initialized else False
     return {"initialized": initialized, "available": available}

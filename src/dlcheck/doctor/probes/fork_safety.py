@@ -70,6 +70,7 @@ def classify_handle(obj: Any) -> str | None:
     tmod = type(obj).__module__ or ""
     tname = type(obj).__name__
     if tmod.startswith("h5py") and tname in ("File", "Group", "Dataset"):
+        # a closed or broken h5py object raises on bool(): it holds nothing
         with contextlib.suppress(Exception):
             return f"h5py.{tname}" if bool(obj) else None
         return None
@@ -99,6 +100,7 @@ def classify_handle(obj: Any) -> str | None:
     if isinstance(obj, threading.Thread):
         return "running thread" if id(obj) in THREADS_AT_LOAD or obj.is_alive() else None
     if tname in ("lock", "RLock", "_RLock") and tmod in ("_thread", "threading"):
+        # a lock type without locked()/_is_owned(): cannot tell, not reported
         with contextlib.suppress(Exception):
             locked = obj.locked() if hasattr(obj, "locked") else obj._is_owned()
             return "lock held at fork time" if locked else None

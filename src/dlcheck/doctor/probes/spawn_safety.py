@@ -114,6 +114,7 @@ def _pickle_children(obj: Any) -> list[tuple[str, Any]]:
     state: Any = None
     getstate = getattr(type(obj), "__getstate__", None)
     if getstate is not None and getstate is not getattr(object, "__getstate__", None):
+        # user code: a __getstate__ that raises falls back to __dict__
         with contextlib.suppress(Exception):
             state = obj.__getstate__()
     if state is None:

@@ -103,6 +103,7 @@ def thread_facts(sample_error: str | None, before: dict[int, float]) -> dict[str
         pass
     cv2 = sys.modules.get("cv2")
     if cv2 is not None:
+        # any OpenCV build error only hides that pool from the report
         with contextlib.suppress(Exception):
             pools.append({"library": "opencv", "api": "cv2", "num_threads": cv2.getNumThreads()})
     info = get_worker_info()
