@@ -97,7 +97,6 @@ def _run(
     report_error: Callable[[dict[str, Any]], None] | None,
     release_log_var: Callable[[], None],
 ) -> int:
-    from dlcheck.ranks import LauncherStopped, RankFailure
     from dlcheck.ranks.driver import Merged, run_on_ranks
 
     t0 = time.monotonic()
@@ -121,13 +120,11 @@ def _run(
             return None  # rank 0's own run failed: ``unmerged`` raises its error
         return merged(merge(box["report"], box, records, ctx, launch.launcher), None)
 
-    def broken(ctx: DistSession, exc: Exception) -> Merged[DoctorReport] | None:
+    def broken(ctx: DistSession, lost: RankFailure) -> Merged[DoctorReport] | None:
         # The group is broken (no more collectives), but rank 0 still has its report: print
         # it with the lost ranks named, rather than only an error line.
-        lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
-        if box.get("report") is None or lost is None:
+        if box.get("report") is None:
             return None
-        assert isinstance(exc, (RankFailure, LauncherStopped))
         partial = merge(box["report"], box, None, ctx, launch.launcher, lost=lost)
         return merged(partial, lost.exit_code_agreed)
 
@@ -150,18 +147,6 @@ def _run(
         joined=release_log_var,  # torch has read it by now; the user's code need not inherit it
         broken=broken,
         unmerged=_raise_root_error,
-    )
-
-
-def _stopped(ctx: DistSession) -> RankFailure | None:
-    """torchrun stops every rank once one has exited: which one, if it ran on this machine."""
-    from dlcheck.ranks import RankFailure
-
-    exited = ctx.exited_peers()
-    if not exited:
-        return None
-    return RankFailure(
-        stage="shards", world_size=ctx.world_size, timeout_s=ctx.timeout_s, exited=exited
     )
 
 

@@ -263,6 +263,7 @@ def _in_session(
     held: dict[str, Any],
 ) -> tuple[int, DlcheckError | None]:
     from dlcheck.ranks import LauncherStopped, RankFailure, worst_exit
+    from dlcheck.ranks.driver import lost_ranks
 
     load_wait = max(opts.stall_timeout, 60.0) * 4 + _GATHER_SLACK_S
     failure: DlcheckError | None = None
@@ -283,7 +284,7 @@ def _in_session(
             merged = _sweep(ctx, launch, target, opts, described, progress, box, held.get("server"))
         except (RankFailure, LauncherStopped) as exc:
             partial = box.get("merged")
-            lost = exc if isinstance(exc, RankFailure) else _stopped(ctx)
+            lost = lost_ranks(ctx, exc, "sweep")
             if partial is None or lost is None or not partial.report.results:
                 raise
             # The group is broken (no more collectives), but rank 0 still holds what every
@@ -305,18 +306,6 @@ def _in_session(
             _write_output(merged, opts.output)
         render(merged)
     return code, failure
-
-
-def _stopped(ctx: DistSession) -> Any:
-    """torchrun stops every rank once one has exited: which one, if it ran on this machine."""
-    from dlcheck.ranks import RankFailure
-
-    exited = ctx.exited_peers()
-    if not exited:
-        return None
-    return RankFailure(
-        stage="sweep", world_size=ctx.world_size, timeout_s=ctx.timeout_s, exited=exited
-    )
 
 
 def _describe(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from dlcheck.ranks.launch import LaunchInfo
-    from dlcheck.ranks.session import DistSession
+    from dlcheck.ranks.session import DistSession, RankFailure
 
 R = TypeVar("R")
 
@@ -34,6 +34,22 @@ def outcome_exit_code(outcome: dict[str, Any]) -> int:
     return int((outcome.get("error") or {}).get("exit_code") or 1)
 
 
+def lost_ranks(ctx: DistSession, exc: Exception, stage: str) -> RankFailure | None:
+    """Who was lost when a collective broke: the ``RankFailure`` itself, or, when the launcher
+    stopped this rank (torchrun stops every rank once one has exited), the peer that exited if
+    it ran on this machine; None when that cannot be told."""
+    from dlcheck.ranks.session import RankFailure
+
+    if isinstance(exc, RankFailure):
+        return exc
+    exited = ctx.exited_peers()
+    if not exited:
+        return None
+    return RankFailure(
+        stage=stage, world_size=ctx.world_size, timeout_s=ctx.timeout_s, exited=exited
+    )
+
+
 def run_on_ranks(
     launch: LaunchInfo,
     *,
@@ -45,7 +61,7 @@ def run_on_ranks(
     wait_s: float | None = None,
     report_error: Callable[[dict[str, Any]], None] | None = None,
     joined: Callable[[], None] | None = None,
-    broken: Callable[[DistSession, Exception], Merged[R] | None] | None = None,
+    broken: Callable[[DistSession, RankFailure], Merged[R] | None] | None = None,
     unmerged: Callable[[dict[str, Any], list[dict[str, Any]], int], None] | None = None,
 ) -> int:
     """Run ``local`` as this rank; on rank 0 ``merge`` every rank's outcome and ``render`` it.
@@ -58,8 +74,8 @@ def run_on_ranks(
     has read). Returns the agreed exit code on every rank; raises ``RankFailure`` when a rank
     never arrives, fails outside ``local`` or goes silent past ``timeout_s``.
 
-    ``broken(ctx, exc)``: the gather failed (``RankFailure``, or ``LauncherStopped`` when the
-    launcher stops the job); on rank 0 it may return a partial report built from what this rank
+    ``broken(ctx, lost)``: the gather failed and ``lost`` (see :func:`lost_ranks`) names who
+    was lost; on rank 0 it may return a partial report built from what this rank
     holds, which is rendered with its own exit code (no collective is possible any more) instead
     of raising. ``unmerged(mine, outcomes, agreed)``: on rank 0, after agreement, when ``merge``
     returned None (e.g. rank 0's own run failed): typically raises rank 0's error.
@@ -77,7 +93,8 @@ def run_on_ranks(
         try:
             outcomes = ctx.gather(mine, stage=stage, wait_s=wait_s)
         except (RankFailure, LauncherStopped) as exc:
-            partial = broken(ctx, exc) if broken is not None and ctx.is_root else None
+            lost = lost_ranks(ctx, exc, stage) if broken is not None and ctx.is_root else None
+            partial = broken(ctx, lost) if broken is not None and lost is not None else None
             if partial is None:
                 raise
             render(partial.report, partial.exit_code)
