@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,25 @@ def test_hand_built_report_and_failures_match_the_schema() -> None:
     from test_profile_units import make_report
 
     validate(json.loads(json.dumps(make_report().to_dict(raw=True))))  # type: ignore[attr-defined]
+
+
+def test_a_setting_the_budget_skipped_reads_over_budget_not_failed() -> None:
+    """A limit the user set (--max-memory) is not shown as a failure in the table."""
+    from dlcheck.output import console
+    from dlcheck.profile.records import Setting, SettingResult
+    from dlcheck.profile.render import report_renderable
+    from test_profile_units import make_report
+
+    rep: Any = make_report()
+    rep.results.append(
+        SettingResult(
+            Setting(16, 64, prefetch_factor=2).normalised(),
+            ok=False,
+            error="skipped: predicted to hold 2.3 GB, over the memory budget of 2.0 GB",
+            error_kind="over_budget",
+        )
+    )
+    buf = io.StringIO()
+    console(file=buf, width=80).print(report_renderable(rep))
+    row = next(ln for ln in buf.getvalue().splitlines() if ln.strip().startswith("16 "))
+    assert "over budget" in row and "failed" not in row
