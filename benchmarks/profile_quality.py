@@ -52,12 +52,16 @@ START, END = "<!-- profile_quality:start -->", "<!-- profile_quality:end -->"
 # Every dataset's latest full measurement (rows as the table is built from them), so a dataset
 # can be re-measured alone; the README table is rewritten once all six have ROUNDS sweeps.
 ROWS = HERE / "profile_quality.json"
+#: Set (by --data-only) for the bare loop to skip the training-like allocator state.
+DATA_ONLY_ENV = "DLCHECK_BENCH_DATA_ONLY"
 
 
 # ---------------------------------------------------------------- the bare loop (child side)
 
 
-def bare_epochs(name: str, workers: list[int], seconds: float, whole_s: float = 0.0) -> dict:
+def bare_epochs(
+    name: str, workers: list[int], seconds: float, whole_s: float = 0.0, settle: bool = True
+) -> dict:
     """The loop training runs: whole epochs, workers restarting each epoch (one build).
 
     An epoch longer than ``2 * seconds`` is cut there (the rate then counts start-up over that
@@ -70,6 +74,14 @@ def bare_epochs(name: str, workers: list[int], seconds: float, whole_s: float = 
 
     t_all = time.perf_counter()
     ds = qd.FACTORIES[name]()
+    if settle:
+        # A training step frees 1-32 MB tensors every iteration, which raises glibc's mmap
+        # threshold; a data-only loop does not, and then 600 KB samples (big, 0 workers) run
+        # at 1,800 or 3,300/s by the luck of the heap. Start where training runs, as dlcheck
+        # does (--data-only: the loop as it is).
+        from dlcheck.profile.measure import settle_allocator
+
+        settle_allocator()
     rates = {}
     for w in workers:
         dl = DataLoader(
@@ -316,6 +328,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
     ap.add_argument("--rounds", type=int, default=ROUNDS, help="dlcheck sweeps per dataset")
     ap.add_argument("--truth-seconds", type=float, default=TRUTH_S, help="bare-loop seconds")
+    ap.add_argument(
+        "--data-only",
+        action="store_true",
+        help="bare loop without the training-like allocator state (see bare_epochs)",
+    )
     ap.add_argument("--bare", nargs=2, metavar=("NAME", "WORKERS"), help=argparse.SUPPRESS)
     ap.add_argument("--whole-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -325,10 +342,14 @@ if __name__ == "__main__":
     a = _args(sys.argv[1:])
     if a.bare:
         ws = [int(w) for w in a.bare[1].split(",")]
-        print(json.dumps(bare_epochs(a.bare[0], ws, a.truth_seconds, a.whole_seconds)), flush=True)
+        settle = not os.environ.get(DATA_ONLY_ENV)
+        doc = bare_epochs(a.bare[0], ws, a.truth_seconds, a.whole_seconds, settle)
+        print(json.dumps(doc), flush=True)
         os._exit(0)  # skip DataLoader teardown
     names = [n for n in a.datasets.split(",") if n]
     unknown = set(names) - set(DATASETS)
     if unknown:
         raise SystemExit(f"unknown datasets {sorted(unknown)}; choose from {DATASETS}")
+    if a.data_only:
+        os.environ[DATA_ONLY_ENV] = "1"
     main(names, a.rounds, a.truth_seconds)
