@@ -160,6 +160,10 @@ def test_seed_details(seed_runs: dict[str, Run]) -> None:
     tensor = docs["tensor_dataset"]
     two = next(r for r in tensor["results"] if r["setting"]["num_workers"] == 2)
     assert len(two["raw"]["epochs"]) > 1 and two["epoch_restart_s"] is not None
+    # The cost model read the workers', the main process's and everyone else's CPU time.
+    cost = two["cost"]
+    assert cost["worker_cpu_ms_per_sample"] > 0 and cost["main_cpu_ms_per_batch"] > 0
+    assert cost["others_busy"] is not None and cost["others_busy"] >= 0
     # Without CUDA the GPU columns say so.
     assert two["gpu"] == {"available": False, "reason": "no CUDA"} or not two["gpu"]["available"]
 

@@ -142,11 +142,13 @@ def test_a_huge_dataset_gets_bounded_epochs() -> None:
     assert len(indices) == len(set(indices)) == cap * 64
 
 
-def _costed(w: int, rate: float, cpu_ms: float, main_busy: float = 0.3) -> SettingResult:
+def _costed(
+    w: int, rate: float, cpu_ms: float, main_busy: float = 0.3, others: float | None = None
+) -> SettingResult:
     from dlcheck.profile.records import CostFigures
 
     st = stats.Steady(rate, rate / 64, None, 0.01, 5, 100, 1.0)
-    cost = CostFigures(cpu_ms if w else None, 2.0, main_busy, 600_000)
+    cost = CostFigures(cpu_ms if w else None, 2.0, main_busy, 600_000, others)
     return SettingResult(
         Setting(w, 64, prefetch_factor=2).normalised(), ok=True, stats=st, cost=cost
     )
@@ -174,6 +176,55 @@ def test_cpu_bound_work_skips_worker_counts_that_cannot_win() -> None:
     results = run_sweep(planner, measure).results
     assert max(r.setting.num_workers for r in results) == 4
     assert planner.notes and planner.notes[0].startswith("8+ workers skipped: CPU-bound")
+
+
+def test_cores_other_processes_take_count_against_the_usable_ones() -> None:
+    """On a machine another job keeps one core busy, 1 ms/sample work at 2 workers gets one
+    core: CPU-bound on what is left, not "mostly idle", so the search does not escalate to
+    worker counts that only win a larger share from the other job."""
+    # Each doubling wins the loader a larger share from the other job (CFS shares per thread).
+    rates = {0: 500.0, 1: 700.0, 2: 1000.0, 4: 1150.0, 8: 1300.0, 16: 1450.0, 32: 1600.0}
+
+    def measure(s: Setting, rnd: int, shard: tuple[int, int] | None) -> SettingResult:
+        w = s.num_workers
+        return _costed(w, rates[w], 1.0, 0.2, others=max(0.3, 1.0 - 0.02 * w))
+
+    planner = AdaptivePlanner(SweepSpace(batch_sizes=[64], usable_cpus=2))
+    results = run_sweep(planner, measure).results
+    assert max(r.setting.num_workers for r in results) == 4
+    assert planner.notes and planner.notes[0].startswith("8+ workers skipped: CPU-bound")
+    rec = search.recommend(results, usable_cpus=2)[0]
+    assert rec.reason == (
+        "CPU-bound: 4 workers give 1,150/s; workers busy 1.2 of 2 usable cores while other "
+        "processes took 0.9; 1.00 ms CPU per sample"
+    )
+
+    # Without the others' figure the same curve reads as idle workers and doubles on.
+    def unaware(s: Setting, rnd: int, shard: tuple[int, int] | None) -> SettingResult:
+        return _costed(s.num_workers, rates[s.num_workers], 1.0, 0.2)
+
+    planner = AdaptivePlanner(SweepSpace(batch_sizes=[64], usable_cpus=2))
+    assert max(r.setting.num_workers for r in run_sweep(planner, unaware).results) > 4
+
+
+def test_cost_figures_count_what_other_processes_used() -> None:
+    from dlcheck.profile.sweep import cost_figures
+
+    raw = {
+        "worker_cpu_s": 2.0,
+        "main_cpu_s": 0.5,
+        "host_busy_s": 4.5,
+        "samples": 2000,
+        "batches": 32,
+        "wall_s": 2.0,
+    }
+    c = cost_figures(raw, Setting(2, 64).normalised())
+    assert c is not None and c.others_busy == pytest.approx(1.0)
+    assert (
+        cost_figures({**raw, "host_busy_s": None}, Setting(2, 64).normalised()).others_busy is None
+    )
+    # Counters read a moment apart can make ours exceed the host's: never negative.
+    assert cost_figures({**raw, "host_busy_s": 2.0}, Setting(2, 64).normalised()).others_busy == 0
 
 
 def test_costly_restarts_get_persistent_workers_measured_and_the_gain_said() -> None:

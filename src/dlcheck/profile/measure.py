@@ -535,6 +535,7 @@ class _CpuMeter:
         self._last: dict[int, float] = {}
         self.workers_s = 0.0
         self._main0 = self._main()
+        self._host0 = self._host()
 
     def _main(self) -> float:
         t = self._me.cpu_times()
@@ -556,6 +557,32 @@ class _CpuMeter:
 
     def main_s(self) -> float:
         return self._main() - self._main0
+
+    def _host(self) -> float | None:
+        """CPU seconds spent so far on the CPUs this process may run on, by anyone."""
+        import os
+
+        # best effort: without per-CPU counters the others' share stays unknown
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+            per = self._psutil.cpu_times(percpu=True)
+        except Exception:
+            return None
+        busy = 0.0
+        for i in cpus:
+            if i < len(per):
+                t = per[i]
+                # Not idle, not waiting on I/O; steal is time the hypervisor gave elsewhere.
+                busy += sum(
+                    getattr(t, f, 0.0)
+                    for f in ("user", "nice", "system", "irq", "softirq", "steal")
+                )
+        return busy
+
+    def host_s(self) -> float | None:
+        """CPU seconds used on this process's CPUs since it started counting (all processes)."""
+        now = self._host()
+        return None if now is None or self._host0 is None else now - self._host0
 
 
 # ---------------------------------------------------------------- measuring one setting
@@ -913,6 +940,7 @@ def measure(request: dict[str, Any], send: Send) -> dict[str, Any]:
         "cost": {
             "worker_cpu_s": cpu.workers_s,
             "main_cpu_s": cpu.main_s(),
+            "host_busy_s": cpu.host_s(),
             "samples": sum(sum(e.samples) for e in epochs),
             "batches": sum(len(e.times_s) for e in epochs),
             "batch_bytes": batch_bytes,

@@ -106,6 +106,9 @@ class CostFigures:
     main_cpu_ms_per_batch: float | None  # the main process's CPU time per batch received
     main_busy: float | None  # share of one core the main process used while measuring
     batch_bytes: int | None  # bytes of tensors per batch (through shared memory with workers)
+    # cores other processes kept busy meanwhile (on the CPUs the loader may use): what the
+    # loader could not have
+    others_busy: float | None = None
 
     def workers_busy_cores(self, samples_per_s: float | None) -> float | None:
         """Cores the workers keep busy at this rate."""

@@ -443,6 +443,10 @@ CPU_BOUND_SHARE = 0.8
 WAIT_SHARE = 0.5
 #: The main process busy on at least this share of a core: it is the bottleneck.
 MAIN_BOUND = 0.85
+#: Cores the loader is assumed to have at least, however busy the machine.
+MIN_FREE_CORES = 0.5
+#: Other processes' load worth naming in the evidence (cores).
+OTHERS_SHOWN = 0.25
 
 
 def bottleneck(e: Estimate, usable_cpus: int) -> tuple[str, str] | None:
@@ -469,8 +473,14 @@ def bottleneck(e: Estimate, usable_cpus: int) -> tuple[str, str] | None:
     if busy_cores is None:
         return None
     per = f"{c.worker_cpu_ms_per_sample:.2f} ms CPU per sample"
-    if busy_cores >= CPU_BOUND_SHARE * min(w, usable_cpus):
-        return "cpu", f"workers busy {busy_cores:.1f} of {cores}; {per}"
+    # Cores other processes kept busy were not the loader's to use: starved workers look idle,
+    # and more of them only win a larger share from the others, which a training run on a
+    # quieter machine would not see.
+    others = c.others_busy or 0.0
+    free = max(MIN_FREE_CORES, usable_cpus - others)
+    taken = f" while other processes took {others:.1f}" if others >= OTHERS_SHOWN else ""
+    if busy_cores >= CPU_BOUND_SHARE * min(w, free):
+        return "cpu", f"workers busy {busy_cores:.1f} of {cores}{taken}; {per}"
     if (c.main_busy or 0.0) >= MAIN_BOUND:
         return "main", f"main process busy {c.main_busy:.2f} of a core ({main}); workers {per}"
     # Mostly idle for their number: each worker spends most of its time waiting.

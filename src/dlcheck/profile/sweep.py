@@ -102,6 +102,10 @@ def cost_figures(raw: dict[str, Any] | None, setting: Setting) -> CostFigures | 
     if not raw or not raw.get("samples") or not raw.get("batches"):
         return None
     wall = float(raw.get("wall_s") or 0.0)
+    others = None
+    if raw.get("host_busy_s") is not None and wall > 0:
+        ours = float(raw["main_cpu_s"]) + float(raw.get("worker_cpu_s") or 0.0)
+        others = max(0.0, float(raw["host_busy_s"]) - ours) / wall
     return CostFigures(
         worker_cpu_ms_per_sample=(
             1000 * float(raw["worker_cpu_s"]) / raw["samples"] if setting.num_workers else None
@@ -109,6 +113,7 @@ def cost_figures(raw: dict[str, Any] | None, setting: Setting) -> CostFigures | 
         main_cpu_ms_per_batch=1000 * float(raw["main_cpu_s"]) / raw["batches"],
         main_busy=float(raw["main_cpu_s"]) / wall if wall > 0 else None,
         batch_bytes=raw.get("batch_bytes"),
+        others_busy=others,
     )
 
 
