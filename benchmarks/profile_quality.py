@@ -191,6 +191,32 @@ def side_by_side(
     return (med(ratios) if ratios else None, med(rec_rates) if rec_rates else None)
 
 
+#: Each dataset's cost structure, as the reason should name it.
+STRUCTURE = {
+    "tiny": "IPC costs more than the work",
+    "cpu": "CPU",
+    "io": "waiting",
+    "big": "copying (main process)",
+    "demo": "CPU (JPEG decoding)",
+    "slow": "CPU",
+}
+
+
+def named(reason: str | None) -> str:
+    """The bottleneck a recommendation's reason names, in a word."""
+    text = reason or ""
+    for head, word in (
+        ("CPU-bound", "CPU-bound"),
+        ("wait-bound", "wait-bound"),
+        ("I/O- or wait-bound", "wait-bound"),
+        ("main-process/IPC-bound", "main-process/IPC-bound"),
+        ("loading in the main process is fastest", "main process (IPC costs more)"),
+    ):
+        if text.startswith(head):
+            return word
+    return text.split(":")[0][:40] or "?"
+
+
 def fmt(x: float | None, spec: str = ",.0f") -> str:
     return "n/a" if x is None else format(x, spec)
 
@@ -229,7 +255,15 @@ def main(names: list[str], rounds: int, seconds: float) -> None:
                 f"({fmt(shown)}/s shown, {fmt(truth)}/s bare), rec./best {fmt(ratio, '.2f')}, "
                 f"fidelity {fmt(fid, '.2f')}"
             )
-            sweeps.append({"wall_s": wall, "rec_w": rec_w, "ratio": ratio, "fidelity": fid})
+            sweeps.append(
+                {
+                    "wall_s": wall,
+                    "rec_w": rec_w,
+                    "ratio": ratio,
+                    "fidelity": fid,
+                    "named": named(rec.get("reason")),
+                }
+            )
         rows.append(
             {
                 "dataset": name,
@@ -310,6 +344,18 @@ def render(
         lines.append(
             f"| {r['dataset']} | " + " | ".join(fmt(rates.get(w)) for w in EXHAUSTIVE) + " |"
         )
+    lines += [
+        "",
+        "The bottleneck each sweep's reason named (the head of the recommendation's reason):",
+        "",
+        "| dataset | cost structure | named (per sweep) |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        names = [s.get("named") for s in r["sweeps"]]
+        counts = {n: names.count(n) for n in dict.fromkeys(names)}
+        said = ", ".join(f"{n or 'not recorded'} ×{k}" for n, k in counts.items())
+        lines.append(f"| {r['dataset']} | {STRUCTURE[r['dataset']]} | {said} |")
     return "\n".join(lines)
 
 
