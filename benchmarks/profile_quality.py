@@ -203,16 +203,12 @@ STRUCTURE = {
 
 
 def named(reason: str | None) -> str:
-    """The bottleneck a recommendation's reason names, in a word."""
+    """The bottleneck a recommendation's reason names, in a word (its head, else its body)."""
     text = reason or ""
-    for head, word in (
-        ("CPU-bound", "CPU-bound"),
-        ("wait-bound", "wait-bound"),
-        ("I/O- or wait-bound", "wait-bound"),
-        ("main-process/IPC-bound", "main-process/IPC-bound"),
-        ("loading in the main process is fastest", "main process (IPC costs more)"),
-    ):
-        if text.startswith(head):
+    if text.startswith("loading in the main process is fastest"):
+        return "main process (IPC costs more)"
+    for word in ("CPU-bound", "wait-bound", "main-process/IPC-bound"):
+        if word in text:
             return word
     return text.split(":")[0][:40] or "?"
 
@@ -262,6 +258,7 @@ def main(names: list[str], rounds: int, seconds: float) -> None:
                     "ratio": ratio,
                     "fidelity": fid,
                     "named": named(rec.get("reason")),
+                    "reason": rec.get("reason"),
                 }
             )
         rows.append(
