@@ -126,6 +126,14 @@ def usable_cpus() -> int:
     return cpu_facts().usable
 
 
+def affinity_cpus() -> list[int] | None:
+    """The ids of the CPUs this process may run on (None where the OS does not say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
 def shm_facts(path: str = "/dev/shm") -> ShmFacts:
     try:
         st = os.statvfs(path)

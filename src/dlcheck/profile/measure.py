@@ -560,13 +560,14 @@ class _CpuMeter:
 
     def _host(self) -> float | None:
         """CPU seconds spent so far on the CPUs this process may run on, by anyone."""
-        import os
+        from dlcheck.host import affinity_cpus
 
-        # best effort: without per-CPU counters the others' share stays unknown
+        cpus = affinity_cpus()
         try:
-            cpus = sorted(os.sched_getaffinity(0))
             per = self._psutil.cpu_times(percpu=True)
-        except Exception:
+        except (self._psutil.Error, OSError):
+            return None  # without per-CPU counters the others' share stays unknown
+        if cpus is None:
             return None
         busy = 0.0
         for i in cpus:

@@ -263,12 +263,6 @@ def recommend_workers(
 
 def local_cpu_info() -> dict[str, Any]:
     """This rank's usable CPUs and affinity CPU ids, as :func:`cpu_shares` takes them."""
-    import os
+    from dlcheck.host import affinity_cpus, cpu_facts
 
-    from dlcheck.host import cpu_facts
-
-    try:
-        cpu_set: list[int] | None = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpu_set = None
-    return {"usable_cpus": cpu_facts().usable, "cpu_set": cpu_set}
+    return {"usable_cpus": cpu_facts().usable, "cpu_set": affinity_cpus()}
