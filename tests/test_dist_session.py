@@ -59,6 +59,7 @@ def launch(
     ulimit_rank: int | None = None,
     stopped: tuple[int, ...] = (),
     deadline: float = 150.0,
+    root_args: tuple[str, ...] = (),
 ) -> dict[int, RankRun]:
     """Start the given ranks by hand; ranks in ``stopped`` are killed once rank 0 is done."""
     env = clean_env()
@@ -71,6 +72,8 @@ def launch(
     try:
         for r in ranks:
             argv = cmd
+            if r == 0:
+                argv = [*argv, *root_args]
             if r == ulimit_rank:
                 argv = ["bash", "-c", 'ulimit -n 256; exec "$0" "$@"', *cmd]
             procs[r] = subprocess.Popen(
@@ -130,12 +133,14 @@ def scenarios() -> Iterator[dict[str, Future]]:
     """Every multi-process scenario, started at once: most of their time is spent importing
     torch or waiting for a timeout, so they overlap well. Generous timeouts where a scenario
     does not test one, so a loaded machine cannot turn a slow start into a false failure."""
-    pool = ThreadPoolExecutor(max_workers=8)
+    pool = ThreadPoolExecutor(max_workers=11)
     futures: dict[str, Future] = {
         # Rank 1 works 5 s, longer than the 3 s timeout: its heartbeat must keep it in.
         "ok": pool.submit(launch, "ok", ulimit_rank=1, timeout=3, start_timeout=120),
         "raise": pool.submit(launch, "raise"),
         "kill": pool.submit(launch, "kill"),
+        "kill_term_teardown": pool.submit(launch, "kill", root_args=("--sigterm-at", "teardown")),
+        "kill_term_report": pool.submit(launch, "kill", root_args=("--sigterm-at", "report")),
         "interrupt": pool.submit(launch, "interrupt"),
         "missing": pool.submit(launch, "ok", ranks=(0,), timeout=5),
         "stop": pool.submit(launch, "stop", timeout=4, start_timeout=120, stopped=(1,)),
@@ -199,6 +204,19 @@ def test_killed_rank_is_named_and_nothing_hangs(scenarios: dict[str, Future]) ->
     assert "frame #" not in runs[0].stderr  # no C++ stack trace from c10d
 
 
+@pytest.mark.parametrize("where", ["teardown", "report"])
+def test_launcher_sigterm_cannot_replace_or_cut_the_failure_rank_0_reports(
+    scenarios: dict[str, Future], where: str
+) -> None:
+    # Rank 0 has seen rank 1 exit itself when torchrun's SIGTERM arrives: in the session's
+    # teardown it must not replace the report, after it must not kill rank 0 before it prints.
+    runs = scenarios[f"kill_term_{where}"].result()
+    assert runs[1].rc == -signal.SIGKILL
+    assert runs[0].rc == 1, runs[0].stderr
+    assert "error: rank 1 exited during 'results'" in runs[0].stderr, runs[0].stderr
+    assert "SIGTERM" not in runs[0].stderr
+
+
 def test_missing_rank_is_reported_after_the_timeout(scenarios: dict[str, Future]) -> None:
     runs = scenarios["missing"].result()
     assert runs[0].rc == 1 and runs[0].stdout == ""
@@ -242,8 +260,8 @@ def test_torchrun_standalone_two_ranks(scenarios: dict[str, Future]) -> None:
 def test_torchrun_killed_rank_is_named_by_rank_0(scenarios: dict[str, Future]) -> None:
     # torchrun stops rank 0 (SIGTERM) as soon as rank 1 dies; rank 0 still names rank 1.
     proc = scenarios["torchrun_kill"].result()
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert "error: rank 1 exited during" in proc.stderr
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    assert "error: rank 1 exited during" in proc.stderr, proc.stderr
 
 
 # ---- in-process helpers ------------------------------------------------------------------
@@ -287,3 +305,24 @@ def test_stdout_to_stderr_moves_python_and_fd_output(capfd: pytest.CaptureFixtur
     out, err = capfd.readouterr()
     assert out == "back on stdout\n"
     assert "from python" in err and "from fd 1" in err
+
+
+def test_sigterm_while_reporting_is_honoured_after_the_grace() -> None:
+    # Deferred, not dropped: with the disposition the session found (here the default), so a
+    # rank that does not end by itself still ends.
+    code = (
+        "import os, signal, time\n"
+        "from dlcheck.ranks.session import _SigtermGuard\n"
+        "guard = _SigtermGuard(grace_s=0.5)\n"
+        "guard.install()\n"
+        "guard.report()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "print('still here', flush=True)\n"
+        "time.sleep(120)\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=150, env=clean_env()
+    )
+    assert proc.stdout == "still here\n", proc.stderr
+    assert proc.returncode == -signal.SIGTERM

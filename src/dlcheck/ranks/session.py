@@ -325,6 +325,8 @@ class DistSession:
         try:
             record.update(ok=True, value=work())
             _to_json(record)
+        except LauncherStopped:
+            raise  # the launcher stopping this rank is not a failure of the work
         except Exception as exc:  # includes a value that JSON cannot hold
             record = {"rank": self.rank, "host": self.host, "ok": False}
             record["error"] = error_record(exc)
@@ -428,7 +430,7 @@ class DistSession:
                             interrupted=interrupted,
                         )
                 time.sleep(_POLL_S)
-        except RankFailure:
+        except (RankFailure, LauncherStopped):
             raise
         except Exception as exc:  # rank 0's store went away: rank 0 is gone
             raise RankFailure(
@@ -485,6 +487,8 @@ class DistSession:
     def _collective(self, stage: str, op: Callable[[], Any]) -> None:
         try:
             op()
+        except LauncherStopped:
+            raise
         except Exception as exc:  # gloo/c10d raise RuntimeError subclasses of many kinds
             # Every rank had arrived, so a rank must have died in between: name it if we can.
             exited = self._exited(set(range(self.world_size)) - {self.rank})
@@ -520,6 +524,8 @@ class DistSession:
                 # timeout is a backstop; a floor keeps a loaded machine from tripping it.
                 timeout=timedelta(seconds=max(self.timeout_s, _GLOO_MIN_TIMEOUT_S)),
             )
+        except LauncherStopped:
+            raise
         except Exception as exc:  # c10d/gloo errors: shown as one line, never a C++ trace
             raise DlcheckError(
                 f"Rank {self.rank} could not join the gloo process group: {_message(exc)}.",
@@ -717,6 +723,8 @@ def _connect(launch: LaunchInfo, timeout_s: float) -> Any:
                 wait_for_workers=False,
                 multi_tenant=host_store,
             )
+        except LauncherStopped:
+            raise
         except Exception as exc:  # c10d raises RuntimeError subclasses and OSError: reported below
             failure = exc
     if failure is not None:
@@ -738,21 +746,58 @@ def _connect(launch: LaunchInfo, timeout_s: float) -> Any:
     return tdist.PrefixStore(launch.key_prefix, store)
 
 
-def _install_sigterm() -> Any:
-    if threading.current_thread() is not threading.main_thread():
-        return None
+class _SigtermGuard:
+    """SIGTERM while a session runs: the launcher stops every rank once one rank has exited.
 
-    def handler(signum: int, frame: Any) -> None:
-        raise LauncherStopped(
-            "Stopped by SIGTERM: the launcher stops every rank once one rank has exited "
-            "(torchrun does this when a rank fails or is killed).",
-            "Look for the failed rank in the launcher's error summary and in that rank's stderr.",
-        )
+    Until this rank knows of a failure, SIGTERM raises :class:`LauncherStopped` wherever the rank
+    is, so the session can name the rank that exited. Once this rank is reporting a failure of
+    its own (it often sees the exit itself: its poll and torchrun's run at the same pace), a
+    SIGTERM must neither replace that report with a new exception out of the teardown nor kill
+    the rank, by the default action the session would restore, before the report is printed.
+    So from then on a SIGTERM is honoured ``grace_s`` later, with the disposition the session
+    found, unless the process has ended by then (torchrun itself waits 30 s before SIGKILL).
+    After a failed session the guard stays installed for that reason: the caller prints the
+    failure after the session has ended.
+    """
 
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):
-        return None
+    def __init__(self, grace_s: float = 5.0) -> None:
+        self.grace_s = grace_s
+        self.reporting = False
+        self.installed = False
+        self.previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+            self.installed = True
+        except (ValueError, OSError):
+            pass
+
+    def report(self) -> None:
+        """A failure is being reported: from now on SIGTERM waits for it."""
+        self.reporting = True
+
+    def restore(self) -> None:
+        if self.installed and not self.reporting:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGTERM, self.previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.reporting:
+            self.reporting = True  # the stop becomes the failure being reported
+            raise LauncherStopped(
+                "Stopped by SIGTERM: the launcher stops every rank once one rank has exited "
+                "(torchrun does this when a rank fails or is killed).",
+                "Look for the failed rank in the launcher's error summary and in that rank's "
+                "stderr.",
+            )
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGTERM, self.previous)
+        timer = threading.Timer(self.grace_s, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.daemon = True
+        timer.start()
 
 
 @contextlib.contextmanager
@@ -771,7 +816,8 @@ def session(
     wait for ranks that are alive but busy (override per call with ``wait_s``). Raises
     :class:`RankFailure` (exit 1) on every surviving rank when a rank fails, exits or is missing.
     """
-    previous = _install_sigterm()
+    guard = _SigtermGuard()
+    guard.install()
     ctx: DistSession | None = None
     try:
         start_s = timeout_s if start_timeout_s is None else start_timeout_s
@@ -783,6 +829,7 @@ def session(
             ctx._start()
             yield ctx
         except LauncherStopped as exc:
+            guard.report()
             ctx._abort(exc)
             # The launcher stops everyone because some rank ended: name it when we can see it.
             exited = ctx._exited(set(range(ctx.world_size)) - {ctx.rank})
@@ -795,16 +842,18 @@ def session(
                 ) from None
             raise
         except BaseException as exc:  # Ctrl-C and SystemExit too: the other ranks must learn why
+            guard.report()
             ctx._abort(exc)
             raise
         else:
             ctx._finish()
+    except BaseException:
+        guard.report()  # a failure before the group was joined (the connect) is reported too
+        raise
     finally:
         if ctx is not None:
             ctx._close()
-        if previous is not None:
-            with contextlib.suppress(ValueError, OSError):
-                signal.signal(signal.SIGTERM, previous)
+        guard.restore()
 
 
 @contextlib.contextmanager
