@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,31 @@ def shm() -> set[str]:
         return set()
 
 
-def doctor_processes() -> list[str]:
+def tagged_env() -> tuple[dict[str, str], str]:
+    """The environment for one dlcheck run, marked so that its processes (and only its: not
+    another doctor run on the same machine) can be found by their environment."""
+    tag = uuid.uuid4().hex
+    return {**os.environ, "DLCHECK_TEST_RUN": tag}, tag
+
+
+def doctor_processes(tag: str) -> list[str]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if "dlcheck.doctor.collect" in cmd or "dlcheck._child dlcheck.doctor" in cmd:
+            try:
+                if p.environ().get("DLCHECK_TEST_RUN") != tag:
+                    continue
+            except psutil.Error:  # gone meanwhile, or another user's process: not ours
+                continue
             found.append(f"{p.pid}: {cmd}")
     return found
 
 
-def assert_no_leftovers(shm_before: set[str]) -> None:
+def assert_no_leftovers(shm_before: set[str], tag: str) -> None:
     deadline = time.monotonic() + 3
     while True:
-        procs = doctor_processes()
+        procs = doctor_processes(tag)
         # Other test suites may create and remove segments concurrently: only ones that stay count.
         new = shm() - shm_before
         if not procs and not new:
@@ -54,6 +67,7 @@ def assert_no_leftovers(shm_before: set[str]) -> None:
 
 def run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
     before = shm()
+    env, tag = tagged_env()
     t0 = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "dlcheck", "doctor", *args],
@@ -61,9 +75,10 @@ def run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[s
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     wall = time.monotonic() - t0
-    assert_no_leftovers(before)
+    assert_no_leftovers(before, tag)
     return out, wall
 
 
@@ -174,22 +189,24 @@ def test_world_size_shard_audit_cli() -> None:
 
 def test_ctrl_c_exits_130_and_cleans_up() -> None:
     before = shm()
+    env, tag = tagged_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlcheck", "doctor", "doctor_data.planted_failures:hangs"],
         cwd=TESTS,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     # Wait until the runner child exists (TARGET loaded or loading), then interrupt.
     deadline = time.monotonic() + 60
-    while not doctor_processes() and time.monotonic() < deadline:
+    while not doctor_processes(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)  # quick when quiet; loose for a busy machine
     assert proc.returncode == 130, err
-    assert_no_leftovers(before)
+    assert_no_leftovers(before, tag)
 
 
 def test_cleanup_never_removes_a_live_semaphore_of_another_process() -> None:

@@ -266,6 +266,22 @@ def test_determinism_differs_warns_and_worker_dependence_is_info() -> None:
     assert [f.status for f in found] == [Status.WARN, Status.INFO]
     assert "batch 1" in found[0].message
     assert determinism.judge(facts, {"batches": ["a", "b"]})[0].status is Status.PASS
+    assert "per-worker seeds" in found[1].message
+
+
+def test_determinism_worker_dependence_of_a_stream_blames_the_turns_not_shards() -> None:
+    # An unsharded stream's workers each repeat it: "its own shard" would contradict the
+    # duplicates probe's failure in the same report.
+    facts = {
+        "run": {"batches": ["a", "b"], "num_workers": 2},
+        "zero_workers": {"batches": ["a", "a"]},
+        "seed": 0,
+        "style": "iterable",
+    }
+    _, info = determinism.judge(facts, {"batches": ["a", "b"]})
+    assert info.status is Status.INFO
+    assert "shard" not in info.message and "each worker's own iterator in turn" in info.message
+    assert info.fix is not None and "seeding" not in info.fix
 
 
 def test_sampler_epoch_warns_without_set_epoch() -> None:

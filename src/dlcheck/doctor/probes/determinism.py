@@ -35,6 +35,10 @@ FIX = (
     "DataLoader."
 )
 FIX_WORKERS = "Expected with per-worker seeding; keep num_workers fixed when comparing runs."
+FIX_WORKERS_STREAM = (
+    "Expected: the batch order follows the workers' turns; keep num_workers fixed when "
+    "comparing runs."
+)
 
 
 @dataclass(frozen=True)
@@ -150,16 +154,20 @@ def judge(facts: dict[str, Any], extra: dict[str, Any] | None = None) -> list[Fi
     zero = f.zero_workers
     if zero and zero.get("batches") and a and zero["batches"][: len(a)] != a:
         if f.style == "iterable":
-            why = "each worker yields its own shard, so the stream is interleaved differently"
+            # Whether the workers split the stream or each repeat it is the duplicates probe's
+            # call; either way the loader takes one batch from each worker in turn.
+            why = "the loader takes batches from each worker's own iterator in turn"
+            fix = FIX_WORKERS_STREAM
         else:
             why = "random transforms draw from per-worker seeds"
+            fix = FIX_WORKERS
         out.append(
             finding(
                 SPEC.id,
                 Status.INFO,
                 f"Batches depend on num_workers (0 vs {run.get('num_workers')}): {why}.",
                 evidence={**evidence, "num_workers_compared": [0, run.get("num_workers")]},
-                fix=FIX_WORKERS,
+                fix=fix,
             )
         )
     return out
