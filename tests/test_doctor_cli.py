@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from dlcheck.doctor.records import PROBE_IDS
+from interrupt import sigint_default
 
 TESTS = Path(__file__).parent
 SHM = Path("/dev/shm")
@@ -197,6 +198,7 @@ def test_ctrl_c_exits_130_and_cleans_up() -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=sigint_default,
     )
     # Wait until the runner child exists (TARGET loaded or loading), then interrupt.
     deadline = time.monotonic() + 60

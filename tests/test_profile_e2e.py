@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from interrupt import sigint_default
 from profile_helpers import HERE, Run, env_for, leaked_shm, leftovers, run_cli, shm_entries
 
 QUICK = ["--workers", "0,2", "--duration", "1", "--stall-timeout", "15", "--json"]
@@ -251,6 +252,7 @@ def test_ctrl_c_exits_130_quickly_and_keeps_partial_results(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         env=env_for(marker),
         cwd=HERE,
+        preexec_fn=sigint_default,
     )
     try:
         deadline = time.monotonic() + 90
