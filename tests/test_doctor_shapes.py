@@ -36,6 +36,7 @@ SHAPES = {
     "no_batching": True,
     "collate_fn": True,
     "worker_init": True,
+    "subclass": True,  # a DataLoader subclass (torch_geometric's, say): named in the report
 }
 
 
@@ -75,6 +76,8 @@ def test_every_loader_shape_runs_every_probe(shape: str) -> None:
     assert not errors, errors
     assert doc["internal_errors"] == 0
     assert {f["probe"] for f in doc["findings"]} == set(doc["options"]["probes"])
+    subclass = "doctor_data.shape_subclass.PairLoader" if shape == "subclass" else None
+    assert doc["target_info"]["loader_class"] == subclass
     if SHAPES[shape]:
         fails = [(f["probe"], f["message"]) for f in doc["findings"] if f["status"] == "fail"]
         assert not fails, fails
@@ -337,6 +340,19 @@ def render(report: DoctorReport, *, verbose: bool = False) -> str:
 def test_golden_report_at_80_columns() -> None:
     text = render(golden_report())
     assert text == GOLDEN
+    assert_fits(text)
+
+
+def test_a_subclass_loader_is_named_within_80_columns() -> None:
+    report = golden_report()
+    assert report.target_info is not None
+    report.target_info.loader_class = "doctor_data.shape_subclass.PairLoader"
+    text = render(report)
+    assert (
+        "  doctor_data.shape_subclass.PairLoader is a DataLoader subclass: the probes\n"
+        "  rebuild plain DataLoaders from its dataset and settings, so what it adds is\n"
+        "  not checked.\n"
+    ) in text
     assert_fits(text)
 
 

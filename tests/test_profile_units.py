@@ -446,3 +446,25 @@ def test_build_loader_keeps_the_users_settings() -> None:
     assert nb.batch_size is None and nb.batch_sampler is None
     sharded = build_loader(ds, Setting(0, 8), shard=(1, 4))
     assert type(sharded.sampler).__name__ == "DistributedSampler" and len(sharded.sampler) == 25
+
+
+def test_a_subclass_loader_is_named_and_its_figures_qualified() -> None:
+    # Each setting is measured with a plain DataLoader: the note says the subclass's own
+    # behaviour is not in the figures.
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlcheck.profile.measure import _shape
+    from dlcheck.profile.run import ProfileOptions, build_space
+
+    class EpochLoader(DataLoader):  # type: ignore[type-arg]
+        pass
+
+    data = TensorDataset(torch.zeros(8, 2))
+    shape = LoaderShape.from_dict(_shape(EpochLoader(data, batch_size=4), None))
+    assert shape.loader_type is not None and shape.loader_type.endswith("EpochLoader")
+    _, notes = build_space(ProfileOptions(), shape)
+    assert any("a DataLoader subclass" in n and "EpochLoader" in n for n in notes), notes
+    plain = LoaderShape.from_dict(_shape(DataLoader(data, batch_size=4), None))
+    assert plain.loader_type is None
+    assert not any("subclass" in n for n in build_space(ProfileOptions(), plain)[1])

@@ -127,6 +127,10 @@ def describe(ctx: ProbeContext, raw: str) -> dict[str, Any]:
         "torch_version": torch.__version__,
     }
     if loader is not None:
+        from torch.utils.data import DataLoader
+
+        if type(loader) is not DataLoader:
+            info["loader_class"] = dotted_name(type(loader))
         sampler = sampler_of(loader)
         info.update(
             num_workers=loader.num_workers,

@@ -74,6 +74,9 @@ class TargetInfo:
     collate_fn: str | None = None
     start_method: str | None = None
     torch_version: str | None = None
+    # A DataLoader subclass TARGET (its qualified name): probes rebuild plain DataLoaders from
+    # its dataset and settings, so what the subclass adds is not probed.
+    loader_class: str | None = None
 
 
 @dataclass

@@ -56,6 +56,14 @@ def render_report(report: DoctorReport, console: Any, *, verbose: bool = False) 
             head += f"  [dim]{escape(what)}[/]"
     if head:
         _hanging(console, "", head)
+    if info is not None and info.loader_class:
+        _hanging(
+            console,
+            "",
+            f"[dim]{escape(info.loader_class)} is a DataLoader subclass: the probes rebuild plain "
+            "DataLoaders from its dataset and settings, so what it adds is not checked.[/]",
+            2,
+        )
     if report.world_size is not None:
         _render_ranks(report, console)
     for finding in report.findings:

@@ -278,6 +278,10 @@ def _shape(obj: Any, cuda_name: str | None) -> dict[str, Any]:
         "torch_version": torch.__version__,
     }
     if loader is not None:
+        from torch.utils.data import DataLoader
+
+        if type(loader) is not DataLoader:
+            shape["loader_type"] = _short(type(loader))
         own = None
         if loader.batch_size is None:
             own = "batch_sampler" if loader.batch_sampler is not None else "none"

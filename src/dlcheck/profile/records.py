@@ -223,6 +223,9 @@ class LoaderShape:
     cuda: bool = False
     cuda_device: str | None = None
     torch_version: str | None = None
+    # A DataLoader subclass TARGET (its qualified name): each setting is measured with a plain
+    # DataLoader built from its settings, so what the subclass adds is not in the figures.
+    loader_type: str | None = None
 
     def baseline(self) -> Setting | None:
         """The user's own DataLoader settings (only for DataLoader targets)."""

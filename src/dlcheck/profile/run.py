@@ -260,6 +260,12 @@ def build_space(opts: ProfileOptions, shape: LoaderShape) -> tuple[SweepSpace, l
     from dlcheck.host import usable_cpus
 
     notes = []
+    if shape.loader_type:
+        notes.append(
+            f"the loader is a {shape.loader_type} (a DataLoader subclass): measured as a plain "
+            "DataLoader with its dataset and settings, so what the subclass adds (its own "
+            "__iter__, say) is not in these figures"
+        )
     if shape.own_batching is not None:
         sizes: list[int | None] = [None]
         if opts.batch_size:
