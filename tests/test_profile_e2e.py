@@ -316,3 +316,14 @@ def test_help_does_not_import_torch() -> None:
         "assert not any(m.split('.')[0] in {'torch', 'numpy', 'pynvml'} for m in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=os.environ)
+
+
+def test_strict_turns_a_warning_check_into_exit_1() -> None:
+    args = ["failing.py:noisy", "--workers", "0", "--duration", "0.5", "--need", "1e12", "--json"]
+    warned = run_cli(args)
+    assert warned.returncode == 0, warned.stderr[-2000:]
+    doc = json.loads(warned.stdout)
+    assert [(c["id"], c["status"]) for c in doc["checks"]] == [("need", "warn")]
+    strict = run_cli([*args, "--strict"])
+    assert strict.returncode == 1, strict.stderr[-2000:]
+    assert json.loads(strict.stdout)["exit_code"] == 1

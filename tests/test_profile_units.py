@@ -359,6 +359,14 @@ def test_baseline_and_min_throughput_checks(tmp_path: Path) -> None:
     assert "cpu_model: 'Y' → 'X'" in checks[0].message and "regression" in checks[1].message
     ok = ci_checks(rep, ProfileOptions(min_throughput=100))  # type: ignore[arg-type]
     assert any(c.id == "min_throughput" and c.status is Status.PASS for c in ok)
+    # An unmet --need warns: exit 0, unless --strict.
+    rep.results = [r for r in rep.results if r.ok]  # type: ignore[attr-defined]
+    rep.recommendations = search.recommend(rep.results, usable_cpus=2, need=1e9)  # type: ignore[attr-defined]
+    rep.checks = ci_checks(rep, ProfileOptions(need=1e9))  # type: ignore[arg-type]
+    assert [(c.id, c.status) for c in rep.checks] == [("need", Status.WARN)]
+    assert rep.exit_code == 0  # type: ignore[attr-defined]
+    rep.options["strict"] = True  # type: ignore[attr-defined]
+    assert rep.exit_code == 1  # type: ignore[attr-defined]
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     with pytest.raises(UsageError):

@@ -94,6 +94,11 @@ def profile_command(
     tolerance: float = typer.Option(
         0.10, "--tolerance", help="Allowed drop vs --baseline (0.10 = 10%)."
     ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Treat warnings (an unmet --need, a baseline from another machine) as failures.",
+    ),
     max_memory: str = typer.Option(
         None,
         "--max-memory",
@@ -185,6 +190,7 @@ def profile_command(
             min_throughput=min_throughput,
             baseline=baseline,
             tolerance=tolerance,
+            strict=strict,
             output=output,
             isolation=isolation,
             max_memory=memory_cap,

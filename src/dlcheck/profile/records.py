@@ -296,6 +296,8 @@ class ProfileReport:
             return 130
         if self.broken or any(c.status is Status.FAIL for c in self.checks):
             return 1
+        if self.options.get("strict") and any(c.status is Status.WARN for c in self.checks):
+            return 1
         return 0
 
     def to_dict(self, *, raw: bool = False) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class ProfileOptions:
     min_throughput: float | None = None
     baseline: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
+    strict: bool = False  # a warning check (an unmet --need, a baseline's other machine) exits 1
     output: str | None = None
     shard: tuple[int, int] | None = None
     isolation: str = "auto"  # auto: fork each setting from one build; fresh: a new process each
