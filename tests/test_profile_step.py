@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -332,3 +333,26 @@ def test_csv_has_the_loop_columns() -> None:
     by_w = {r["num_workers"]: r for r in rows if r["ok"] == "True"}
     assert by_w["0"]["tier"] == "highly" and float(by_w["0"]["input_bound"]) == pytest.approx(0.69)
     assert by_w["4"]["input_bound"] == ""  # no loop figures: empty
+
+
+@pytest.mark.parametrize("as_object", [False, True])
+def test_python_api_takes_the_step_as_a_function(as_object: bool) -> None:
+    # A notebook's step is a function object, not an importable name: every setting forks
+    # from this process (TARGET is built here when it is a string) and calls it.
+    import time
+
+    import dlcheck
+    import step_target
+
+    def train_step(batch: Any) -> None:
+        time.sleep(0.02)
+
+    target = step_target.loader() if as_object else "step_target:loader"
+    report = dlcheck.profile(target, step=train_step, workers=[0], duration=0.5, stall_timeout=60)
+    assert report.exit_code == 0, report.to_dict()["results"]
+    doc = report.to_dict()
+    assert doc["options"]["step"].endswith(".train_step>")
+    assert doc["options"]["isolation"] == "fork"
+    for r in doc["results"]:  # the setting and its repeats
+        assert r["step_ms"] >= 19, r  # the 20 ms sleep ran in the measuring child
+        assert r["input_bound"] is not None

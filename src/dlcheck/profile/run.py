@@ -76,7 +76,9 @@ class ProfileOptions:
     shard: tuple[int, int] | None = None
     isolation: str = "auto"  # auto: fork each setting from one build; fresh: a new process each
     max_memory: int | None = None  # bytes a setting's process tree may hold; None: a safe share
-    step: str | None = None  # module:attr of a callable taking one batch (the training step)
+    # The training step: a callable taking one batch, as module:attr (a function object in
+    # the Python API, registered under a name when the sweep starts).
+    step: str | Callable[[Any], Any] | None = None
     step_s: float | None = None  # --step-time: a sleeping step of this many seconds
 
     def step_request(self) -> dict[str, Any]:
@@ -504,7 +506,12 @@ def run_profile(
     opts = options.pop("_opts", None) or ProfileOptions(**options)
     if opts.step and opts.step_s:
         raise UsageError("--step and --step-time exclude each other: give one of them.")
-    if opts.step:
+    step_object = callable(opts.step)
+    if callable(opts.step):
+        from dlcheck.profile.step import register_step
+
+        opts.step = register_step(opts.step)
+    elif opts.step:
         from dlcheck.profile.step import check_step_spec
 
         opts.step = check_step_spec(opts.step)
@@ -519,6 +526,12 @@ def run_profile(
     else:
         obj = target_or_object
         target = f"<{type(obj).__module__}.{type(obj).__qualname__} object>"
+    if step_object and obj is None:
+        # A function object reaches only children forked from this process: build TARGET here
+        # (what a notebook does anyway) and fork each setting from it.
+        from dlcheck.target import load_target
+
+        obj = load_target(target)
     if opts.baseline:
         load_baseline(opts.baseline)  # a bad file is a usage error before minutes of sweeping
     if progress:

@@ -46,6 +46,16 @@ def check_step_spec(raw: str) -> str:
 _RESOLVED: dict[str, Callable[[Any], Any]] = {}
 
 
+def register_step(fn: Callable[[Any], Any]) -> str:
+    """A step given as a function object (the Python API): the name the report shows, under
+    which every child forked from this process finds it (none could import it by name)."""
+    module = getattr(fn, "__module__", None) or "?"
+    qual = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    name = f"<{module}.{qual}>"
+    _RESOLVED[name] = fn
+    return name
+
+
 def resolve_step(raw: str) -> Callable[[Any], Any]:
     """Import --step's module and return the callable it names (in the child, like TARGET)."""
     if raw in _RESOLVED:
