@@ -770,10 +770,12 @@ class _SigtermGuard:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         try:
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-            self.installed = True
+            previous = signal.signal(signal.SIGTERM, self._handle)
         except (ValueError, OSError):
-            pass
+            return
+        # None: a handler set outside Python, which cannot be put back; the default it is.
+        self.previous = signal.SIG_DFL if previous is None else previous
+        self.installed = True
 
     def report(self) -> None:
         """A failure is being reported: from now on SIGTERM waits for it."""
