@@ -760,7 +760,9 @@ class _SigtermGuard:
     failure after the session has ended.
     """
 
-    def __init__(self, grace_s: float = 5.0) -> None:
+    # Half torchrun's 30 s: room for a slow interpreter exit on a loaded machine, and still
+    # before the launcher's SIGKILL.
+    def __init__(self, grace_s: float = 15.0) -> None:
         self.grace_s = grace_s
         self.reporting = False
         self.installed = False
