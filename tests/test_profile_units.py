@@ -476,3 +476,32 @@ def test_a_subclass_loader_is_named_and_its_figures_qualified() -> None:
     plain = LoaderShape.from_dict(_shape(DataLoader(data, batch_size=4), None))
     assert plain.loader_type is None
     assert not any("subclass" in n for n in build_space(ProfileOptions(), plain)[1])
+
+
+def test_replayed_stream_is_told_from_epochs_that_grow_with_the_workers() -> None:
+    def with_epochs(w: int, *totals: int, complete: bool = True) -> SettingResult:
+        r = fake_result(w, 1000.0)
+        r.epochs = [
+            EpochTrace(0.0, tuple(float(i) for i in range(t // 10)), (10,) * (t // 10), complete)
+            for t in totals
+        ]
+        return r
+
+    # Each worker replays the 2,000-sample stream: 2 workers 4,000 per epoch, 4 workers 8,000.
+    replayed = [with_epochs(0, 2000, 2000), with_epochs(2, 4000, 4000), with_epochs(4, 8000)]
+    note = search.replayed_stream(replayed)
+    assert note is not None
+    assert "2,000 samples with num_workers=0 and 8,000 with num_workers=4" in note
+    # Sharded: the same epoch whatever the workers.
+    sharded = [with_epochs(0, 2000), with_epochs(2, 2000), with_epochs(4, 2000)]
+    assert search.replayed_stream(sharded) is None
+    # 0 and 1 worker are one stream each: nothing to compare.
+    assert search.replayed_stream([with_epochs(0, 2000), with_epochs(1, 2000)]) is None
+    # An endless stream never completes an epoch; a failed setting does not count.
+    endless = [with_epochs(0, 2000, complete=False), with_epochs(2, 4000, complete=False)]
+    assert search.replayed_stream(endless) is None
+    broken = with_epochs(2, 4000)
+    broken.ok = False
+    assert search.replayed_stream([with_epochs(0, 2000), broken]) is None
+    # Partly growing (a stream that shards only some of its data) is not called replayed.
+    assert search.replayed_stream([with_epochs(0, 2000), with_epochs(4, 3000)]) is None

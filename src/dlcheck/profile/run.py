@@ -636,6 +636,12 @@ def _profile(
     report.budget_exhausted = sweep.budget_exhausted
     for note in getattr(planner, "notes", []):
         report.options["notes"].append(note)
+    if shape.kind == "iterable":
+        from dlcheck.profile.search import replayed_stream
+
+        replayed = replayed_stream(report.results)
+        if replayed:
+            report.options["notes"].append(replayed)
     _finish(report, opts, space, started)
     report.checks = ci_checks(report, opts)
     if opts.output:

@@ -633,3 +633,36 @@ def attach_intervals(results: list[SettingResult]) -> None:
     for r in results:
         e = est.get(r.setting.key())
         r.interval = e.interval if e is not None and r.ok else None
+
+
+def replayed_stream(results: list[SettingResult]) -> str | None:
+    """An iterable dataset whose every worker iterates the whole stream, or None.
+
+    Its complete epochs grow with the number of workers (2 workers: twice the samples of the
+    main process alone), so the samples/s of settings with workers count each sample once per
+    worker, unless the repeats are intended (a random synthetic stream). Judged from complete
+    epochs only: an endless stream never ends one, and a sharded stream's epochs stay the same.
+    """
+    totals: dict[int, list[int]] = {}
+    for r in results:
+        if r.ok:
+            done = [sum(e.samples) for e in r.epochs if e.complete and not e.capped]
+            totals.setdefault(r.setting.num_workers, []).extend(done)
+    typical = {w: sorted(t)[len(t) // 2] for w, t in totals.items() if t}
+    if len({max(1, w) for w in typical}) < 2:
+        return None  # one stream count only: nothing to compare
+    lo, hi = min(typical), max(typical)
+    per_stream = typical[lo] / max(1, lo)
+    # Every setting must fit "each worker delivers a whole epoch" within 10 %; a sharded
+    # stream's constant epochs miss it by 2× or more.
+    if per_stream <= 0 or any(
+        abs(total / (max(1, w) * per_stream) - 1) > 0.1 for w, total in typical.items()
+    ):
+        return None
+    return (
+        f"every worker iterates the whole stream: an epoch delivers {typical[lo]:,} samples "
+        f"with num_workers={lo} and {typical[hi]:,} with num_workers={hi}. Unless the repeats "
+        "are intended (random synthetic data), the figures with workers count each sample "
+        "once per worker: shard the stream in __iter__ (get_worker_info()); `dlcheck doctor` "
+        "checks for duplicates"
+    )
