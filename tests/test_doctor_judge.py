@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -255,13 +256,18 @@ def test_threads_warn_only_when_pools_really_run_in_parallel() -> None:
     assert only(threads.judge(facts)).status is Status.PASS
 
 
-def test_determinism_differs_warns_and_worker_dependence_is_info() -> None:
-    facts = {
+def _determinism_facts(style: str, zero_workers: list[str]) -> dict[str, Any]:
+    """A seeded run of two batches with 2 workers, and what 0 workers delivered."""
+    return {
         "run": {"batches": ["a", "b"], "num_workers": 2},
-        "zero_workers": {"batches": ["c", "d"]},
+        "zero_workers": {"batches": zero_workers},
         "seed": 0,
-        "style": "map",
+        "style": style,
     }
+
+
+def test_determinism_differs_warns_and_worker_dependence_is_info() -> None:
+    facts = _determinism_facts("map", ["c", "d"])
     found = determinism.judge(facts, {"batches": ["a", "x"]})
     assert [f.status for f in found] == [Status.WARN, Status.INFO]
     assert "batch 1" in found[0].message
@@ -272,12 +278,7 @@ def test_determinism_differs_warns_and_worker_dependence_is_info() -> None:
 def test_determinism_worker_dependence_of_a_stream_blames_the_turns_not_shards() -> None:
     # An unsharded stream's workers each repeat it: "its own shard" would contradict the
     # duplicates probe's failure in the same report.
-    facts = {
-        "run": {"batches": ["a", "b"], "num_workers": 2},
-        "zero_workers": {"batches": ["a", "a"]},
-        "seed": 0,
-        "style": "iterable",
-    }
+    facts = _determinism_facts("iterable", ["a", "a"])
     _, info = determinism.judge(facts, {"batches": ["a", "b"]})
     assert info.status is Status.INFO
     assert "shard" not in info.message and "each worker's own iterator in turn" in info.message

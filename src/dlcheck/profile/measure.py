@@ -567,12 +567,12 @@ class _CpuMeter:
         from dlcheck.host import affinity_cpus
 
         cpus = affinity_cpus()
+        if cpus is None:
+            return None  # without the CPU ids the others' share stays unknown
         try:
             per = self._psutil.cpu_times(percpu=True)
         except (self._psutil.Error, OSError):
-            return None  # without per-CPU counters the others' share stays unknown
-        if cpus is None:
-            return None
+            return None  # likewise without per-CPU counters
         busy = 0.0
         for i in cpus:
             if i < len(per):
